@@ -1,0 +1,34 @@
+// Builds src/ into dist/ with esbuild: the CLI as one ESM bundle (WGSL files inlined as text),
+// and with --tests every test/**/*.test.ts as its own bundle under dist/test/ for uvu.
+// `webgpu` stays external: it loads a native addon (dawn.node) at run time.
+import { build } from 'esbuild';
+import { readdirSync, statSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+const withTests = process.argv.includes('--tests');
+const common = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  sourcemap: 'linked',
+  loader: { '.wgsl': 'text' },
+  external: ['webgpu'],
+  logLevel: 'warning',
+  // Bundled CommonJS-free ESM still needs `require` for nothing; keep the banner empty.
+};
+
+function findFiles(dir, suffix, out = []) {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) findFiles(p, suffix, out);
+    else if (p.endsWith(suffix)) out.push(p);
+  }
+  return out;
+}
+
+await build({ ...common, entryPoints: { cli: 'src/cli.ts', index: 'src/index.ts' }, outdir: 'dist' });
+if (withTests) {
+  rmSync('dist/test', { recursive: true, force: true });
+  await build({ ...common, entryPoints: findFiles('test', '.test.ts'), outdir: 'dist/test', outbase: 'test' });
+}

@@ -1,0 +1,31 @@
+// `neuralign info`: which device the engine runs on, and the limits it asked for.
+import { init, runtime } from '../engine/index.js';
+import { helpText, parseArgs, type FlagSpec } from './args.js';
+
+const spec = {
+  json: { type: 'boolean', help: 'print JSON instead of text' },
+  help: { type: 'boolean', help: 'show this help' },
+} satisfies FlagSpec;
+
+export const infoHelp = helpText('neuralign info [--json]', 'Prints the WebGPU backend, adapter, feature level and device limits in use.', spec);
+
+export async function info(argv: string[]): Promise<number> {
+  const { flags } = parseArgs(argv, spec);
+  if (flags.help) {
+    console.log(infoHelp);
+    return 0;
+  }
+  await init();
+  const i = runtime().info;
+  if (flags.json) {
+    console.log(JSON.stringify(i, null, 2));
+    return 0;
+  }
+  console.log(`backend        ${i.backend} (${i.featureLevel} feature level)`);
+  console.log(`adapter        ${i.description} [${i.vendor || 'unknown vendor'}${i.architecture ? ', ' + i.architecture : ''}]`);
+  console.log(`device type    ${i.isCPU ? 'CPU (software rasterizer)' : 'GPU'}`);
+  console.log(`features       ${i.features.join(', ') || 'none'}`);
+  console.log('limits');
+  for (const [name, value] of Object.entries(i.limits)) console.log(`  ${name.padEnd(34)} ${value}`);
+  return 0;
+}

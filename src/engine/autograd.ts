@@ -1,0 +1,170 @@
+// Reverse-mode automatic differentiation on a tape.
+//
+// While gradients are enabled, an op whose inputs require gradients attaches a GradNode to its
+// output: the inputs, and a `backward` closure that maps the output's gradient to the inputs'
+// gradients using other ops (so gradients stay on the GPU). backward() walks the nodes reachable
+// from a scalar loss in reverse topological order, so each tensor's gradient is complete (all
+// paths summed) before it flows on: a residual diamond is walked once, not once per path.
+// A non-leaf's gradient is freed as soon as it has been passed to its inputs.
+import { Tensor, keep, sizeOf, type Shape } from './tensor.js';
+
+export interface GradNode {
+  /** The op's name, for error messages. */
+  op: string;
+  inputs: readonly Tensor[];
+  /** Gradients for each input (null where an input needs none), given the output's gradient. */
+  backward: (gradOutput: Tensor) => (Tensor | null)[];
+}
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs `fn` without recording (evaluation, optimizer updates, BN statistics). */
+export function noGrad<T>(fn: () => T): T {
+  const previous = gradEnabled;
+  gradEnabled = false;
+  try {
+    const result = fn();
+    if (result instanceof Promise) {
+      // Restore only when the async work is done, so awaited ops are not recorded either.
+      return result.finally(() => (gradEnabled = previous)) as T;
+    }
+    gradEnabled = previous;
+    return result;
+  } catch (e) {
+    gradEnabled = previous;
+    throw e;
+  }
+}
+
+/** True when an op with these inputs must record a node. */
+export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
+  return gradEnabled && inputs.some((t) => t?.requiresGrad);
+}
+
+/**
+ * Records how `output` was computed when any input requires a gradient. Returns `output`.
+ * Ops call this last: `return record(out, 'add', [a, b], (g) => [g, g])`.
+ */
+export function record(output: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward']): Tensor {
+  if (needsGrad(...inputs)) {
+    output.requiresGrad = true;
+    output.node = { op, inputs, backward };
+  }
+  return output;
+}
+
+// The ops backward() itself needs; set by ops/index.ts to avoid an import cycle.
+interface GradHelpers {
+  add: (a: Tensor, b: Tensor) => Tensor;
+  ones: (shape: Shape) => Tensor;
+  clone: (t: Tensor) => Tensor;
+}
+let helpers: GradHelpers | null = null;
+export function setGradHelpers(h: GradHelpers): void {
+  helpers = h;
+}
+
+/** Tensors reachable from `root` through nodes, in topological order (inputs first). */
+function topologicalOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>();
+  // Iterative post-order DFS: deep networks would overflow a recursive one.
+  const stack: [Tensor, number][] = [[root, 0]];
+  visited.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const [t, i] = top;
+    const inputs = t.node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const next = inputs[i]!;
+      if (next.requiresGrad && !visited.has(next)) {
+        visited.add(next);
+        stack.push([next, 0]);
+      }
+    } else {
+      order.push(t);
+      stack.pop();
+    }
+  }
+  return order;
+}
+
+/**
+ * Computes d(loss)/d(leaf) for every leaf with requiresGrad reachable from `loss`, adding it to
+ * `leaf.grad` (gradients accumulate across calls, as in PyTorch; zero them between steps).
+ * `loss` must have one element unless `gradOutput` is given. Leaf gradients are kept (they outlive
+ * scopes); the caller disposes them (an optimizer's zeroGrad does).
+ */
+export function backward(loss: Tensor, gradOutput?: Tensor): void {
+  if (!loss.requiresGrad) throw new Error('backward(): the tensor does not require a gradient (no parameter reached it)');
+  if (!gradOutput && sizeOf(loss.shape) !== 1) {
+    throw new Error(`backward(): needs a scalar, got shape [${loss.shape.join(', ')}]; pass gradOutput`);
+  }
+  if (!helpers) throw new Error('autograd: ops not loaded');
+  const { add, ones, clone } = helpers;
+  // Every tensor in `grads` is owned by this walk: it is either passed on or disposed.
+  const grads = new Map<Tensor, Tensor>();
+  const previous = gradEnabled;
+  gradEnabled = false; // backward ops are not themselves recorded (no double backward)
+  try {
+    grads.set(loss, gradOutput ? clone(gradOutput) : ones(loss.shape));
+    const order = topologicalOrder(loss);
+    for (let k = order.length - 1; k >= 0; k--) {
+      const t = order[k]!;
+      const g = grads.get(t);
+      if (!g) continue;
+      grads.delete(t);
+      const node = t.node;
+      if (!node) {
+        // A leaf: accumulate into .grad, which outlives every scope.
+        if (t.grad) {
+          const sum = keep(add(t.grad, g));
+          t.grad.dispose();
+          g.dispose();
+          t.grad = sum;
+        } else {
+          t.grad = keep(g);
+        }
+        continue;
+      }
+      const inputGrads = node.backward(g);
+      // An op may hand back `g` itself (add) or one tensor for two inputs (add(a, a)); give each
+      // input a tensor of its own so that disposing one never frees another's gradient.
+      const owned = new Set<Tensor>();
+      node.inputs.forEach((input, i) => {
+        let gi = inputGrads[i];
+        if (!gi || !input.requiresGrad) return;
+        if (gi === g || owned.has(gi)) gi = clone(gi);
+        owned.add(gi);
+        if (!sameShape(gi.shape, input.shape)) {
+          throw new Error(
+            `autograd: ${node.op} returned a gradient of shape [${gi.shape}] for an input of shape [${input.shape}]`,
+          );
+        }
+        const before = grads.get(input);
+        if (before) {
+          grads.set(input, add(before, gi));
+          before.dispose();
+          gi.dispose();
+        } else {
+          grads.set(input, gi);
+        }
+      });
+      // Gradients the op computed for inputs that need none, and g itself, are done with.
+      for (const gi of inputGrads) if (gi && !owned.has(gi) && gi !== g) gi.dispose();
+      g.dispose();
+    }
+  } finally {
+    gradEnabled = previous;
+    for (const g of grads.values()) g.dispose();
+  }
+}
+
+function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}

@@ -1,0 +1,8 @@
+// The engine's public surface: device and runtime, tensors and scopes, autograd, ops.
+export { init, shutdown, runtime, launch, Kernel, grid1d, ParamWriter } from './runtime.js';
+export type { Runtime, Launch } from './runtime.js';
+export { NoAdapterError, type DeviceInfo } from './device.js';
+export { WebGPUError } from './stream.js';
+export { Tensor, tidy, keep, startScope, endScope, sizeOf, type DType, type Shape } from './tensor.js';
+export { backward, noGrad, isGradEnabled, record } from './autograd.js';
+export * from './ops/index.js';

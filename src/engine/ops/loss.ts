@@ -1,0 +1,77 @@
+// Softmax, log-softmax and cross-entropy over the last axis.
+//
+// log_softmax(x)_c = x_c - m - log(sum_c' exp(x_c' - m)), m = max_c x_c (subtracting the max keeps
+// exp from overflowing). Its gradient is g - softmax(x) * sum_c g_c. Cross-entropy with integer
+// labels is the mean over rows of -log_softmax(x)[row, label]; its gradient is
+// (softmax(x) - onehot(label)) * g / rows, computed directly rather than through the graph.
+import indexWgsl from '../../shaders/index.wgsl';
+import { noGrad, record } from '../autograd.js';
+import { Kernel, grid1d, launch } from '../runtime.js';
+import { Tensor } from '../tensor.js';
+import { exp, log, mul, mulScalar, sub } from './elementwise.js';
+import { max, mean, sum } from './reduce.js';
+import { shapeString } from './util.js';
+
+const pickKernel = new Kernel('pick', indexWgsl, 'pick');
+const oneHotKernel = new Kernel('one_hot', indexWgsl, 'one_hot');
+
+export function logSoftmax(x: Tensor): Tensor {
+  const y = noGrad(() => {
+    const shifted = sub(x, max(x, -1, { keepDims: true }));
+    return sub(shifted, log(sum(exp(shifted), -1, { keepDims: true })));
+  });
+  return record(y, 'logSoftmax', [x], (g) => [sub(g, mul(exp(y), sum(g, -1, { keepDims: true })))]);
+}
+
+export function softmax(x: Tensor): Tensor {
+  return exp(logSoftmax(x));
+}
+
+/** out[n] = x[n, index[n]] for x of shape [rows, C] and i32 index of shape [rows] (no gradient). */
+export function pick(x: Tensor, index: Tensor): Tensor {
+  const [rows, classes] = checkLabels(x, index, 'pick');
+  const out = new Tensor([rows], x.dtype);
+  if (rows > 0) {
+    launch(pickKernel, {
+      op: 'pick',
+      params: (w) => w.u32(rows, classes, rows, 1),
+      buffers: [x.buffer, index.buffer, out.buffer],
+      workgroups: grid1d(rows, 256),
+    });
+  }
+  return out;
+}
+
+/** One-hot f32 rows [labels.size, classes] from i32 labels. */
+export function oneHot(labels: Tensor, classes: number): Tensor {
+  if (labels.dtype !== 'i32' || labels.rank !== 1) throw new Error(`oneHot: labels must be a 1-D i32 tensor, got ${labels.dtype}${shapeString(labels.shape)}`);
+  const out = new Tensor([labels.size, classes], 'f32');
+  if (out.size > 0) {
+    launch(oneHotKernel, {
+      op: 'oneHot',
+      params: (w) => w.u32(out.size, classes, labels.size, 1),
+      buffers: [null, labels.buffer, out.buffer],
+      workgroups: grid1d(out.size, 256),
+    });
+  }
+  return out;
+}
+
+function checkLabels(x: Tensor, labels: Tensor, op: string): [number, number] {
+  if (x.rank !== 2) throw new Error(`${op}: expects logits of shape [rows, classes], got ${shapeString(x.shape)}`);
+  if (labels.dtype !== 'i32' || labels.rank !== 1 || labels.size !== x.shape[0]) {
+    throw new Error(`${op}: labels must be i32 of shape [${x.shape[0]}], got ${labels.dtype}${shapeString(labels.shape)}`);
+  }
+  return [x.shape[0]!, x.shape[1]!];
+}
+
+/** Mean cross-entropy of logits [rows, classes] against i32 labels [rows] (torch.nn.functional.cross_entropy). */
+export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
+  const [rows, classes] = checkLabels(logits, labels, 'crossEntropy');
+  const logProb = noGrad(() => logSoftmax(logits));
+  const loss = noGrad(() => mulScalar(mean(pick(logProb, labels)), -1));
+  return record(loss, 'crossEntropy', [logits], (g) => {
+    const grad = sub(exp(logProb), oneHot(labels, classes));
+    return [mul(grad, mulScalar(g, 1 / rows))];
+  });
+}

@@ -1,0 +1,159 @@
+// The engine's one runtime: the device, the buffer pool, the command stream and the pipeline
+// cache, plus `launch`, the single way every op runs a kernel.
+//
+// Kernel binding convention (every file in src/shaders/ follows it):
+//   @group(0) @binding(0) var<uniform> params : Params;   // shapes, strides, scalars (<= 256 B)
+//   @group(0) @binding(1..) storage buffers, in the order the op passes them.
+// Sizes live in `params`, never in the pipeline key, so one pipeline serves every shape; WGSL
+// `override` constants specialize a kernel (which op, which tile) and are part of the key.
+import { openDevice, type GPUContext } from './device.js';
+import { BufferPool } from './pool.js';
+import { CommandStream, PARAM_SLOT_BYTES } from './stream.js';
+
+export interface Runtime extends GPUContext {
+  pool: BufferPool;
+  stream: CommandStream;
+  pipelines: Map<string, GPUComputePipeline>;
+  modules: Map<string, GPUShaderModule>;
+}
+
+let current: Runtime | null = null;
+let opening: Promise<Runtime> | null = null;
+
+/** Opens the device once; later calls return the same runtime. */
+export function init(): Promise<Runtime> {
+  if (current) return Promise.resolve(current);
+  opening ??= openDevice().then((ctx) => {
+    const pool = new BufferPool(ctx.device);
+    const submitEvery = Number(process.env.NEURALIGN_SUBMIT_EVERY ?? 64);
+    current = { ...ctx, pool, stream: new CommandStream(ctx.device, pool, submitEvery), pipelines: new Map(), modules: new Map() };
+    return current;
+  });
+  opening.catch(() => (opening = null));
+  return opening;
+}
+
+/** The open runtime; ops call this, so `await init()` must come first. */
+export function runtime(): Runtime {
+  if (!current) throw new Error('neuralign: the engine is not initialized; call `await init()` first');
+  return current;
+}
+
+/**
+ * Destroys the device. dawn.node keeps the process alive (and, on some drivers, a core busy)
+ * while a device exists, so every command calls this before it returns.
+ */
+export async function shutdown(): Promise<void> {
+  if (!current) return;
+  const rt = current;
+  current = null;
+  opening = null;
+  try {
+    await rt.stream.finish();
+  } finally {
+    rt.device.destroy();
+  }
+}
+
+/** A WGSL kernel: its source and a name for errors and the pipeline cache. */
+export class Kernel {
+  constructor(
+    readonly name: string,
+    readonly source: string,
+    readonly entryPoint = 'main',
+  ) {}
+
+  pipeline(constants: Record<string, number> = {}): GPUComputePipeline {
+    const rt = runtime();
+    const key = `${this.name}:${this.entryPoint}:${JSON.stringify(constants)}`;
+    let pipeline = rt.pipelines.get(key);
+    if (!pipeline) {
+      pipeline = rt.stream.scoped(`compiling kernel ${this.name} ${JSON.stringify(constants)}`, () => {
+        let module = rt.modules.get(this.name);
+        if (!module) {
+          module = rt.device.createShaderModule({ code: this.source, label: this.name });
+          rt.modules.set(this.name, module);
+        }
+        return rt.device.createComputePipeline({
+          label: key,
+          layout: 'auto',
+          compute: { module, entryPoint: this.entryPoint, constants },
+        });
+      });
+      rt.pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+}
+
+/** Writes a kernel's uniform Params struct field by field, in WGSL's layout rules. */
+export class ParamWriter {
+  private offset = 0;
+  constructor(private readonly view: DataView) {}
+
+  u32(...values: number[]): this {
+    for (const v of values) this.put(() => this.view.setUint32(this.offset, v, true));
+    return this;
+  }
+  i32(...values: number[]): this {
+    for (const v of values) this.put(() => this.view.setInt32(this.offset, v, true));
+    return this;
+  }
+  f32(...values: number[]): this {
+    for (const v of values) this.put(() => this.view.setFloat32(this.offset, v, true));
+    return this;
+  }
+  /** A WGSL `array<vec4<u32>, n>`: `values` padded with zeros to 4n entries, 16-byte aligned. */
+  u32x4(values: readonly number[], n: number): this {
+    this.align(16);
+    for (let i = 0; i < 4 * n; i++) this.u32(values[i] ?? 0);
+    return this;
+  }
+  /** Skips to the next multiple of `bytes` (WGSL aligns vec4 and struct members). */
+  align(bytes: number): this {
+    this.offset = Math.ceil(this.offset / bytes) * bytes;
+    return this;
+  }
+  private put(write: () => void): void {
+    if (this.offset + 4 > PARAM_SLOT_BYTES) throw new Error(`kernel params exceed ${PARAM_SLOT_BYTES} bytes`);
+    write();
+    this.offset += 4;
+  }
+}
+
+export interface Launch {
+  /** Name shown in errors ("matmul", "add"). */
+  op: string;
+  constants?: Record<string, number>;
+  params?: (w: ParamWriter) => void;
+  /** Storage buffers for bindings 1, 2, ...; null for a binding this entry point does not use. */
+  buffers: readonly (GPUBuffer | null)[];
+  workgroups: readonly [number, number, number];
+}
+
+/** Records one kernel launch on the shared command stream. */
+export function launch(kernel: Kernel, spec: Launch): void {
+  const rt = runtime();
+  const pipeline = kernel.pipeline(spec.constants);
+  const slot = rt.stream.allocParams();
+  spec.params?.(new ParamWriter(slot.view));
+  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: slot.binding }];
+  spec.buffers.forEach((buffer, i) => buffer && entries.push({ binding: i + 1, resource: { buffer } }));
+  const bindGroup = rt.stream.scoped(`${spec.op} (kernel ${kernel.name})`, () =>
+    rt.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }),
+  );
+  rt.stream.dispatch(spec.op, pipeline, bindGroup, spec.workgroups);
+}
+
+/**
+ * Workgroup counts for `invocations` threads in workgroups of `size`, folded into a 2-D grid when
+ * more than maxComputeWorkgroupsPerDimension (65535 by default) are needed. Kernels recover the
+ * linear index as `wid.x + wid.y * nwg.x` (times the workgroup size, plus the local index).
+ */
+export function grid1d(invocations: number, size: number): [number, number, number] {
+  const groups = Math.max(1, Math.ceil(invocations / size));
+  const max = runtime().device.limits.maxComputeWorkgroupsPerDimension;
+  if (groups <= max) return [groups, 1, 1];
+  const y = Math.ceil(groups / max);
+  return [Math.ceil(groups / y), y, 1];
+}

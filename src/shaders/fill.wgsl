@@ -1,0 +1,40 @@
+// Tensor creation on the GPU.
+//
+//   fill:   out[i] = params.word                (any dtype: the word is the value's bit pattern)
+//   arange: out[i] = start + i * step           (DTYPE 0 f32, 1 i32)
+//
+// out is a contiguous array of params.n 32-bit words. One invocation per element, 256 per
+// workgroup, grid folded to 2-D when large.
+
+struct Params {
+  n: u32,
+  word: u32,
+  start: f32,
+  step: f32,
+}
+
+override DTYPE: u32 = 0u;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+
+@compute @workgroup_size(256)
+fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  if (i >= params.n) { return; }
+  out[i] = params.word;
+}
+
+@compute @workgroup_size(256)
+fn arange(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  if (i >= params.n) { return; }
+  let v = params.start + f32(i) * params.step;
+  if (DTYPE == 1u) {
+    out[i] = bitcast<u32>(i32(round(v)));
+  } else {
+    out[i] = bitcast<u32>(v);
+  }
+}

@@ -1,0 +1,58 @@
+// Counter-based random numbers: element i of a draw is a pure function of (seed, offset + i),
+// computed with 32-bit integer hashing only, so the same seed gives the same bits on every
+// backend and every batch of workgroups (no sequential state on the GPU).
+//
+//   hash(c)  = pcg(pcg(c) ^ pcg(seed + 0x9e3779b9)), pcg = O'Neill's PCG-RXS-M-XS output permutation
+//   uniform: out[i] = low + (high - low) * u,  u = (hash(offset + i) >> 8) / 2^24 in [0, 1)
+//   normal:  Box-Muller on h = hash(offset + i) and h2 = pcg(h ^ 0x85ebca6b):
+//            out[i] = mean + std * sqrt(-2 ln u1) cos(2 pi u2), with u1 in (0, 1]
+// Each draw takes params.n counters and the caller advances its offset past them, so no two draws
+// of one generator share a counter.
+//
+// out is a contiguous f32 array of params.n elements; one invocation per element, 256 per
+// workgroup, grid folded to 2-D when large.
+
+struct Params {
+  n: u32,
+  seed: u32,
+  offset: u32,
+  a: f32,  // low (uniform) or mean (normal)
+  b: f32,  // high (uniform) or standard deviation (normal)
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+
+fn pcg(v: u32) -> u32 {
+  let state = v * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+
+fn hash(counter: u32) -> u32 {
+  return pcg(pcg(counter) ^ pcg(params.seed + 0x9e3779b9u));
+}
+
+fn unit(h: u32) -> f32 {
+  return f32(h >> 8u) * (1.0 / 16777216.0);
+}
+
+@compute @workgroup_size(256)
+fn rand_uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  if (i >= params.n) { return; }
+  out[i] = params.a + (params.b - params.a) * unit(hash(params.offset + i));
+}
+
+@compute @workgroup_size(256)
+fn rand_normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  if (i >= params.n) { return; }
+  let h = hash(params.offset + i);
+  let u1 = 1.0 - unit(h);              // (0, 1]: log(u1) is finite
+  let u2 = unit(pcg(h ^ 0x85ebca6bu));
+  let z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+  out[i] = params.a + params.b * z;
+}
