@@ -13,9 +13,8 @@ const common = {
   target: 'node20',
   sourcemap: 'linked',
   loader: { '.wgsl': 'text' },
-  external: ['webgpu'],
+  external: ['webgpu', 'uvu', 'uvu/assert'],
   logLevel: 'warning',
-  // Bundled CommonJS-free ESM still needs `require` for nothing; keep the banner empty.
 };
 
 function findFiles(dir, suffix, out = []) {
@@ -30,5 +29,14 @@ function findFiles(dir, suffix, out = []) {
 await build({ ...common, entryPoints: { cli: 'src/cli.ts', index: 'src/index.ts' }, outdir: 'dist' });
 if (withTests) {
   rmSync('dist/test', { recursive: true, force: true });
-  await build({ ...common, entryPoints: findFiles('test', '.test.ts'), outdir: 'dist/test', outbase: 'test' });
+  // One shared chunk holds the engine, so every test file in the one test process uses the same
+  // runtime (one device) rather than a copy each.
+  await build({
+    ...common,
+    entryPoints: findFiles('test', '.test.ts'),
+    outdir: 'dist/test',
+    outbase: 'test',
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
+  });
 }

@@ -145,6 +145,16 @@ export class CommandStream {
     this.opsInBatch.push('copy');
   }
 
+  /**
+   * Uploads CPU data into a buffer. queue.writeBuffer takes effect before any command that is
+   * recorded but not yet submitted, so those are submitted first: otherwise a recorded write to
+   * the same buffer (a fill, a poisoning) would land after the upload and overwrite it.
+   */
+  upload(dst: GPUBuffer, data: ArrayBufferView, dstOffset = 0): void {
+    if (this.encoder) this.submit();
+    this.device.queue.writeBuffer(dst, dstOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
   /** Submits everything recorded so far. */
   submit(): void {
     this.check();

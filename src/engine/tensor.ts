@@ -51,7 +51,11 @@ export class Tensor {
   ) {
     checkShape(shape);
     this.size = sizeOf(shape);
-    this.storage = storage ?? new Storage(runtime().pool.acquire(this.size * BYTES_PER_ELEMENT));
+    if (storage) this.storage = storage;
+    else {
+      this.storage = new Storage(runtime().pool.acquire(this.size * BYTES_PER_ELEMENT));
+      allocationHook?.(this);
+    }
     track(this);
   }
 
@@ -107,6 +111,13 @@ export class Tensor {
   toString(): string {
     return `Tensor(${this.dtype}[${this.shape.join(', ')}]${this.requiresGrad ? ', requiresGrad' : ''})`;
   }
+}
+
+let allocationHook: ((t: Tensor) => void) | null = null;
+
+/** Runs `hook` on every newly allocated tensor (tests poison buffers with NaN through this). */
+export function setAllocationHook(hook: ((t: Tensor) => void) | null): void {
+  allocationHook = hook;
 }
 
 export function typedArray(dtype: DType, data: ArrayBuffer): Float32Array | Int32Array | Uint32Array {

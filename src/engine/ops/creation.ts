@@ -2,7 +2,7 @@
 import fillWgsl from '../../shaders/fill.wgsl';
 import randomWgsl from '../../shaders/random.wgsl';
 import { Kernel, grid1d, launch, runtime } from '../runtime.js';
-import { Tensor, sizeOf, type DType, type Shape } from '../tensor.js';
+import { Tensor, setAllocationHook, sizeOf, type DType, type Shape } from '../tensor.js';
 
 const fillKernel = new Kernel('fill', fillWgsl, 'fill');
 const arangeKernel = new Kernel('arange', fillWgsl, 'arange');
@@ -50,7 +50,7 @@ export function tensor(
   }
   const t = new Tensor(finalShape, dtype);
   const typed = dtype === 'f32' ? Float32Array.from(values) : dtype === 'i32' ? Int32Array.from(values) : Uint32Array.from(values);
-  if (typed.byteLength > 0) runtime().device.queue.writeBuffer(t.buffer, 0, typed.buffer, typed.byteOffset, typed.byteLength);
+  if (typed.byteLength > 0) runtime().stream.upload(t.buffer, typed);
   return t;
 }
 
@@ -65,14 +65,25 @@ function wordOf(value: number, dtype: DType): number {
 
 export function full(shape: Shape, value: number, dtype: DType = 'f32'): Tensor {
   const t = new Tensor(shape, dtype);
-  if (t.size === 0) return t;
-  launch(fillKernel, {
-    op: 'full',
-    params: (w) => w.u32(t.size, wordOf(value, dtype)),
-    buffers: [t.buffer],
-    workgroups: grid1d(t.size, 256),
-  });
+  fillWord(t, wordOf(value, dtype), 'full');
   return t;
+}
+
+/** The quiet-NaN bit pattern written by poisonNewTensors. */
+export const POISON_WORD = 0x7fc00000;
+
+function fillWord(t: Tensor, word: number, op: string): void {
+  if (t.size === 0) return;
+  launch(fillKernel, { op, params: (w) => w.u32(t.size, word), buffers: [t.buffer], workgroups: grid1d(t.size, 256) });
+}
+
+/**
+ * While on, every new tensor's buffer is filled with NaN before any op writes it, so a kernel
+ * that fails to write part of its output is caught by the tests (pooled buffers otherwise hold
+ * plausible old values).
+ */
+export function poisonNewTensors(on: boolean): void {
+  setAllocationHook(on ? (t) => fillWord(t, POISON_WORD, 'poison') : null);
 }
 
 export const zeros = (shape: Shape, dtype: DType = 'f32'): Tensor => full(shape, 0, dtype);
