@@ -5,7 +5,11 @@ import { build } from 'esbuild';
 import { readdirSync, statSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
+// --outdir DIR builds elsewhere than dist/ (a folder inside the repo, so `webgpu` and `uvu` still
+// resolve from node_modules): parallel work can build and test without clobbering one another.
 const withTests = process.argv.includes('--tests');
+const outdirAt = process.argv.indexOf('--outdir');
+const outdir = outdirAt >= 0 ? process.argv[outdirAt + 1] : 'dist';
 const common = {
   bundle: true,
   platform: 'node',
@@ -26,15 +30,15 @@ function findFiles(dir, suffix, out = []) {
   return out;
 }
 
-await build({ ...common, entryPoints: { cli: 'src/cli.ts', index: 'src/index.ts' }, outdir: 'dist' });
+await build({ ...common, entryPoints: { cli: 'src/cli.ts', index: 'src/index.ts' }, outdir });
 if (withTests) {
-  rmSync('dist/test', { recursive: true, force: true });
+  rmSync(join(outdir, 'test'), { recursive: true, force: true });
   // One shared chunk holds the engine, so every test file in the one test process uses the same
   // runtime (one device) rather than a copy each.
   await build({
     ...common,
     entryPoints: findFiles('test', '.test.ts'),
-    outdir: 'dist/test',
+    outdir: join(outdir, 'test'),
     outbase: 'test',
     splitting: true,
     chunkNames: 'chunks/[name]-[hash]',

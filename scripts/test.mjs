@@ -1,12 +1,16 @@
 // Runs the built uvu test files (dist/test/**/*.test.js) in one process, so they share one
 // WebGPU device, and ends with the line CI reads: `N passed, N failed`.
-// Usage: node scripts/test.mjs [filter]   (filter: a substring of the test file path)
+// Usage: node scripts/test.mjs [--dir BUILD_DIR] [filter]   (filter: a substring of the test file path;
+// BUILD_DIR defaults to dist, as written by `node scripts/build.mjs --tests [--outdir BUILD_DIR]`)
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const root = resolve('dist/test');
-const filter = process.argv[2] ?? '';
+const args = process.argv.slice(2);
+const dirAt = args.indexOf('--dir');
+const buildDir = dirAt >= 0 ? args.splice(dirAt, 2)[1] : 'dist';
+const root = resolve(buildDir, 'test');
+const filter = args[0] ?? '';
 
 function find(dir, out = []) {
   for (const name of readdirSync(dir).sort()) {
@@ -20,7 +24,7 @@ function find(dir, out = []) {
 
 const files = find(root);
 if (files.length === 0) {
-  console.error(`no test files under dist/test${filter ? ` matching '${filter}'` : ''}`);
+  console.error(`no test files under ${root}${filter ? ` matching '${filter}'` : ''}`);
   process.exit(1);
 }
 
