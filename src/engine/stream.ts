@@ -177,7 +177,6 @@ export class CommandStream {
 
   /** Copies `bytes` bytes of `src` back to the CPU; submits what is recorded. */
   async read(src: GPUBuffer, bytes: number, srcOffset = 0): Promise<ArrayBuffer> {
-    if (bytes === 0) return new ArrayBuffer(0); // a zero-size copy or map is invalid on some backends
     if (bytes === 0) {
       // An empty tensor: nothing to copy (a zero-size mapAsync fails on the OpenGL ES backend).
       await this.settle();
