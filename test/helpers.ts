@@ -1,7 +1,7 @@
 // Shared test utilities: engine start-up with NaN-poisoned allocations, seeded float64 inputs,
 // closeness assertions, and finite-difference gradient checks against float64 references.
 import * as assert from 'uvu/assert';
-import { Tensor, backward, init, poisonNewTensors, tensor, tidy, type Shape } from '../src/engine/index.js';
+import { Tensor, backward, init, poisonNewTensors, runtime, tensor, tidy, type Shape } from '../src/engine/index.js';
 
 /** Opens the device once per process and poisons every new tensor's buffer with NaN. */
 export async function setupEngine(): Promise<void> {
@@ -54,6 +54,7 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     if (Number.isNaN(a) !== Number.isNaN(e)) assert.unreachable(`${what}: element ${i} is ${a}, expected ${e} (seed ${TEST_SEED})`);
     if (Number.isNaN(e)) continue;
     if (a === e) continue; // also covers equal infinities
+    if (!Number.isFinite(a) || !Number.isFinite(e)) assert.unreachable(`${what}: element ${i} is ${a}, expected ${e} (seed ${TEST_SEED})`);
     const excess = Math.abs(a - e) - (atol + rtol * Math.abs(e));
     if (excess > worst) {
       worst = excess;
@@ -115,4 +116,120 @@ export async function gradCheck(
 /** Sum of out * w for fixed random weights w: a scalar loss whose gradient is w, so every output matters. */
 export function weightsFor(n: number, rand: () => number): Float64Array {
   return randomArray(n, rand, -1, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float64 references for shape-moving ops and reductions, written index by index (slow and plain).
+
+/** Row-major element strides of `shape`. */
+export function stridesOf(shape: Shape): number[] {
+  const out = new Array<number>(shape.length);
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    out[d] = s;
+    s *= shape[d]!;
+  }
+  return out;
+}
+
+/** The row-major multi-index of flat position i in `shape`. */
+export function unravel(i: number, shape: Shape): number[] {
+  const idx = new Array<number>(shape.length);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx[d] = i % shape[d]!;
+    i = Math.floor(i / shape[d]!);
+  }
+  return idx;
+}
+
+/** data[idx] of a row-major array of `shape`. */
+export function readAt(data: ArrayLike<number>, shape: Shape, idx: readonly number[]): number {
+  let flat = 0;
+  for (let d = 0; d < shape.length; d++) flat = flat * shape[d]! + idx[d]!;
+  return data[flat]!;
+}
+
+/** A row-major array of `shape` whose element at multi-index idx is f(idx). */
+export function tabulate(shape: Shape, f: (idx: number[]) => number): Float64Array {
+  const n = sizeOf(shape);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = f(unravel(i, shape));
+  return out;
+}
+
+/** NumPy broadcast shape of several shapes (no error checking: references get valid shapes). */
+export function broadcastShapeRef(...shapes: Shape[]): number[] {
+  const rank = Math.max(0, ...shapes.map((s) => s.length));
+  const out = new Array<number>(rank).fill(1);
+  for (const s of shapes) s.forEach((d, i) => (out[rank - s.length + i] = d === 1 ? out[rank - s.length + i]! : d));
+  return out;
+}
+
+/** out[i] = f(x0[i0], x1[i1], ...) with NumPy broadcasting of every input to the common shape. */
+export function broadcastMap(inputs: { data: ArrayLike<number>; shape: Shape }[], f: (...v: number[]) => number): { shape: number[]; data: Float64Array } {
+  const shape = broadcastShapeRef(...inputs.map((x) => x.shape));
+  const data = tabulate(shape, (idx) =>
+    f(...inputs.map((x) => readAt(x.data, x.shape, idx.slice(idx.length - x.shape.length).map((v, d) => (x.shape[d] === 1 ? 0 : v))))),
+  );
+  return { shape, data };
+}
+
+/** Reduces x over `axes` with f (given the values of one output in row-major order). */
+export function reduceRef(
+  x: ArrayLike<number>,
+  shape: Shape,
+  axes: readonly number[],
+  f: (values: number[]) => number,
+  keepDims = false,
+): { shape: number[]; data: Float64Array } {
+  const red = new Set(axes.map((a) => (a < 0 ? a + shape.length : a)));
+  const keptShape = shape.map((d, i) => (red.has(i) ? 1 : d));
+  const buckets: number[][] = Array.from({ length: sizeOf(keptShape) }, () => []);
+  for (let i = 0; i < x.length; i++) {
+    const idx = unravel(i, shape).map((v, d) => (red.has(d) ? 0 : v));
+    let flat = 0;
+    for (let d = 0; d < shape.length; d++) flat = flat * keptShape[d]! + idx[d]!;
+    buckets[flat]!.push(x[i]!);
+  }
+  return {
+    shape: keepDims ? keptShape : shape.filter((_, d) => !red.has(d)),
+    data: Float64Array.from(buckets, f),
+  };
+}
+
+export const sumOf = (v: ArrayLike<number>): number => {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i]!;
+  return s;
+};
+
+/** sum_i a[i] * w[i]: the scalar loss gradCheck references use (its gradient is w). */
+export function dotRef(a: ArrayLike<number>, w: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * w[i]!;
+  return s;
+}
+
+/** log_softmax over the last axis of a [rows, cols] row-major array, in float64. */
+export function logSoftmaxRef(x: ArrayLike<number>, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    let m = -Infinity;
+    for (let c = 0; c < cols; c++) m = Math.max(m, x[r * cols + c]!);
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += Math.exp(x[r * cols + c]! - m);
+    const lse = m + Math.log(s);
+    for (let c = 0; c < cols; c++) out[r * cols + c] = x[r * cols + c]! - lse;
+  }
+  return out;
+}
+
+/** Bytes of pooled buffers currently held by tensors. */
+export function poolInUse(): number {
+  return runtime().pool.getStats().inUse;
+}
+
+/** Asserts two shapes are equal, with a readable message. */
+export function assertShape(actual: Shape, expected: Shape, what = ''): void {
+  assert.equal([...actual], [...expected], `${what}: shape [${actual.join(', ')}], expected [${expected.join(', ')}]`);
 }

@@ -5,8 +5,10 @@
 // gradients using other ops (so gradients stay on the GPU). backward() walks the nodes reachable
 // from a scalar loss in reverse topological order, so each tensor's gradient is complete (all
 // paths summed) before it flows on: a residual diamond is walked once, not once per path.
-// A non-leaf's gradient is freed as soon as it has been passed to its inputs.
-import { Tensor, keep, sizeOf, type Shape } from './tensor.js';
+// A non-leaf's gradient is freed as soon as it has been passed to its inputs, and the
+// temporaries of each op's backward as soon as it returns, so backward's memory does not grow
+// with the depth of the graph and nothing leaks when it runs outside a tidy scope.
+import { Tensor, endScope, keep, sizeOf, startScope, type Shape } from './tensor.js';
 
 export interface GradNode {
   /** The op's name, for error messages. */
@@ -78,6 +80,8 @@ function topologicalOrder(root: Tensor): Tensor[] {
   while (stack.length) {
     const top = stack[stack.length - 1]!;
     const [t, i] = top;
+    // dispose() drops a tensor's node, which would silently turn it into a leaf.
+    if (t.isDisposed) throw new Error(`backward(): ${t} in the graph was disposed before backward()`);
     const inputs = t.node?.inputs ?? [];
     if (i < inputs.length) {
       top[1]++;
@@ -104,6 +108,9 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
   if (!loss.requiresGrad) throw new Error('backward(): the tensor does not require a gradient (no parameter reached it)');
   if (!gradOutput && sizeOf(loss.shape) !== 1) {
     throw new Error(`backward(): needs a scalar, got shape [${loss.shape.join(', ')}]; pass gradOutput`);
+  }
+  if (gradOutput && !sameShape(gradOutput.shape, loss.shape)) {
+    throw new Error(`backward(): gradOutput has shape [${gradOutput.shape.join(', ')}], the tensor [${loss.shape.join(', ')}]`);
   }
   if (!helpers) throw new Error('autograd: ops not loaded');
   const { add, ones, clone } = helpers;
@@ -132,20 +139,35 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
         }
         continue;
       }
-      const inputGrads = node.backward(g);
-      // An op may hand back `g` itself (add) or one tensor for two inputs (add(a, a)); give each
-      // input a tensor of its own so that disposing one never frees another's gradient.
+      // The op's temporaries (masks, products before sumTo) are freed as soon as it returns,
+      // inside a scope or not; the gradients it returns survive.
+      let inputGrads: (Tensor | null)[] = [];
+      startScope();
+      try {
+        inputGrads = node.backward(g);
+      } finally {
+        endScope(inputGrads);
+      }
+      // An op may hand back `g` itself (add) or one tensor for two inputs (add(a, a)). Each input
+      // gets a tensor of its own, so that disposing one never frees another's gradient: `g` and
+      // any other tensor go to their first taker, later takers get copies (made before any
+      // accumulation below disposes the original).
       const owned = new Set<Tensor>();
-      node.inputs.forEach((input, i) => {
+      const given = node.inputs.map((input, i) => {
         let gi = inputGrads[i];
-        if (!gi || !input.requiresGrad) return;
-        if (gi === g || owned.has(gi)) gi = clone(gi);
+        if (!gi || !input.requiresGrad) return null;
+        if (owned.has(gi)) gi = clone(gi);
         owned.add(gi);
         if (!sameShape(gi.shape, input.shape)) {
           throw new Error(
             `autograd: ${node.op} returned a gradient of shape [${gi.shape}] for an input of shape [${input.shape}]`,
           );
         }
+        return gi;
+      });
+      node.inputs.forEach((input, i) => {
+        const gi = given[i];
+        if (!gi) return;
         const before = grads.get(input);
         if (before) {
           grads.set(input, add(before, gi));
@@ -155,9 +177,9 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
           grads.set(input, gi);
         }
       });
-      // Gradients the op computed for inputs that need none, and g itself, are done with.
+      // Gradients the op computed for inputs that need none, and g unless given on, are done with.
       for (const gi of inputGrads) if (gi && !owned.has(gi) && gi !== g) gi.dispose();
-      g.dispose();
+      if (!owned.has(g)) g.dispose();
     }
   } finally {
     gradEnabled = previous;

@@ -75,7 +75,22 @@ export class CommandStream {
   /** Throws the first WebGPU error seen so far, if any, preferring one that names its op. */
   check(): void {
     const error = this.scopeError ?? this.uncaughtError;
-    if (error) throw error;
+    if (!error) return;
+    // Reported once, and the recorded batch is dropped: later work (another test, a retry)
+    // starts clean instead of failing on the same error.
+    this.scopeError = this.uncaughtError = null;
+    this.abandon();
+    throw error;
+  }
+
+  /** Drops everything recorded but not submitted. */
+  private abandon(): void {
+    if (this.pass) this.pass.end();
+    this.pass = null;
+    this.encoder = null;
+    this.slotsUsed = 0;
+    this.opsInBatch = [];
+    this.pool.onSubmit(); // nothing unsubmitted uses the released buffers any more
   }
 
   /** Waits for every pending error scope to resolve, then throws the first error, if any. */

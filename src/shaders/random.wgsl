@@ -4,6 +4,7 @@
 //
 //   hash(c)  = pcg(pcg(c) ^ pcg(seed + 0x9e3779b9)), pcg = O'Neill's PCG-RXS-M-XS output permutation
 //   uniform: out[i] = low + (high - low) * u,  u = (hash(offset + i) >> 8) / 2^24 in [0, 1)
+//            (a result rounded up to high is replaced by low)
 //   normal:  Box-Muller on h = hash(offset + i) and h2 = pcg(h ^ 0x85ebca6b):
 //            out[i] = mean + std * sqrt(-2 ln u1) cos(2 pi u2), with u1 in (0, 1]
 // Each draw takes params.n counters and the caller advances its offset past them, so no two draws
@@ -42,7 +43,10 @@ fn rand_uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
            @builtin(local_invocation_index) lid: u32) {
   let i = (wid.y * nwg.x + wid.x) * 256u + lid;
   if (i >= params.n) { return; }
-  out[i] = params.a + (params.b - params.a) * unit(hash(params.offset + i));
+  // u < 1, but float32 rounding of low + (high - low) u can still reach high (e.g. low = 1e6,
+  // high = 1e6 + 1); such a value becomes low, as torch's uniform_ does, so out is in [low, high).
+  let v = params.a + (params.b - params.a) * unit(hash(params.offset + i));
+  out[i] = select(v, params.a, v >= params.b && params.b > params.a);
 }
 
 @compute @workgroup_size(256)

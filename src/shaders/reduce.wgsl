@@ -63,23 +63,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
   let begin = c * params.chunk;
   let end = min(begin + params.chunk, params.red_size);
-  var acc: f32;
-  var best = 0u;
-  switch OP {
-    case 1u, 3u: { acc = -3.4028234663852886e38; }
-    case 2u: { acc = 3.4028234663852886e38; }
-    default: { acc = 0.0; }
+  // max, min and argmax start from the run's first element, so runs of infinities stay exact
+  // (a -FLT_MAX start would turn max(-inf, -inf) into -FLT_MAX). A run is empty only when
+  // red_size is 0, which only sum allows (the sum is then 0).
+  var acc = 0.0;
+  var best = begin;
+  var r = begin;
+  if (OP != 0u && begin < end) {
+    acc = x[base + reduced_offset(begin)];
+    r = begin + 1u;
   }
-  var first = true;
-  for (var r = begin; r < end; r++) {
+  for (; r < end; r++) {
     let v = x[base + reduced_offset(r)];
     switch OP {
       case 1u: { acc = max(acc, v); }
       case 2u: { acc = min(acc, v); }
       case 3u: {
-        // NaN != NaN: a NaN wins once and then keeps winning (torch.argmax treats NaN as max).
-        if (first || v > acc || (v != v && acc == acc)) { acc = v; best = r; }
-        first = false;
+        // Strictly greater keeps the first maximum. NaN != NaN: a NaN wins once and then keeps
+        // winning (torch.argmax treats NaN as the maximum).
+        if (v > acc || (v != v && acc == acc)) { acc = v; best = r; }
       }
       default: { acc += v; }
     }

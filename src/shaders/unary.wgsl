@@ -30,14 +30,16 @@ fn apply(v: f32) -> f32 {
     case 5u: { return abs(v); }
     case 6u: { return clamp(v, params.alpha, params.beta); }
     case 7u: {
-      // WGSL's pow is undefined for v < 0; integer exponents follow the sign rule.
+      // WGSL's pow is exp2(p log2 v): undefined for v < 0 and for v = 0. Integer exponents of
+      // negative bases follow the sign rule; x^0 = 1 and 0^p = 0 or inf, as in torch.pow.
       let p = params.alpha;
+      if (p == 0.0) { return 1.0; }
+      if (v == 0.0) { return select(1.0 / abs(v), 0.0, p > 0.0); }
       let m = pow(abs(v), p);
       if (v < 0.0 && p == floor(p)) {
         if (fract(p * 0.5) != 0.0) { return -m; }
         return m;
       }
-      if (v == 0.0 && p > 0.0) { return 0.0; }
       return pow(v, p);
     }
     case 8u: { return params.alpha * v + params.beta; }

@@ -17,8 +17,11 @@ function flatten(data: NestedArray, shape: number[], out: number[], depth = 0): 
     out.push(data);
     return;
   }
-  if (depth === shape.length) shape.push(data.length);
-  else if (shape[depth] !== data.length) throw new Error('tensor(): ragged nested array');
+  if (depth === shape.length) {
+    // A new axis is only legal before the first number: [1, [2, 3]] is ragged.
+    if (out.length > 0) throw new Error('tensor(): ragged nested array');
+    shape.push(data.length);
+  } else if (shape[depth] !== data.length) throw new Error('tensor(): ragged nested array');
   for (const d of data) flatten(d, shape, out, depth + 1);
 }
 
@@ -94,6 +97,7 @@ export const onesLike = (t: Tensor): Tensor => full(t.shape, 1, t.dtype);
 /** [start, start + step, ...) below `end` (exact for integers below 2^24). */
 export function arange(start: number, end?: number, step = 1, dtype: DType = 'f32'): Tensor {
   if (end === undefined) [start, end] = [0, start];
+  if (!(step !== 0 && Number.isFinite(step))) throw new Error(`arange: step must be finite and nonzero, got ${step}`);
   const n = Math.max(0, Math.ceil((end - start) / step));
   const t = new Tensor([n], dtype);
   if (n === 0) return t;

@@ -6,7 +6,7 @@ import unaryWgsl from '../../shaders/unary.wgsl';
 import whereWgsl from '../../shaders/where.wgsl';
 import { record } from '../autograd.js';
 import { Kernel, grid1d, launch } from '../runtime.js';
-import { Tensor, type Shape } from '../tensor.js';
+import { Tensor, type DType, type Shape } from '../tensor.js';
 import { full } from './creation.js';
 import { sumTo } from './reduce.js';
 import { MAX_RANK, broadcastShapes, broadcastStrides, checkRank, sameShape, shapeString } from './util.js';
@@ -79,6 +79,19 @@ function binaryRaw(a: Tensor, b: Tensor, name: BinaryName): Tensor {
 /** A 0-d tensor for a number operand (broadcasts against anything). */
 function asTensor(v: Tensor | number): Tensor {
   return typeof v === 'number' ? full([], v) : v;
+}
+
+/**
+ * op(v as a tensor). A 0-d tensor made here from a number is freed as soon as nothing can need
+ * it: at once when op's output is not part of a graph, else with the enclosing scope (the
+ * output's backward may read it). So ops with number operands leak nothing outside scopes.
+ */
+function withOperand(v: Tensor | number, dtype: DType, op: (t: Tensor) => Tensor): Tensor {
+  if (typeof v !== 'number') return op(v);
+  const t = full([], v, dtype);
+  const out = op(t);
+  if (!out.requiresGrad) t.dispose();
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,7 +197,10 @@ export function mul(a: Tensor, b: Tensor | number): Tensor {
 
 export function div(a: Tensor | number, b: Tensor | number): Tensor {
   if (typeof b === 'number') return mulScalar(asTensor(a), 1 / b);
-  const at = asTensor(a);
+  return withOperand(a, 'f32', (at) => divTensors(at, b));
+}
+
+function divTensors(at: Tensor, b: Tensor): Tensor {
   return record(binaryRaw(at, b, 'div'), 'div', [at, b], (g) => [
     // d(a/b)/da = 1/b ; d(a/b)/db = -a/b^2
     at.requiresGrad ? sumTo(binaryRaw(g, b, 'div'), at.shape) : null,
@@ -215,25 +231,23 @@ function minMax(a: Tensor, b: Tensor, name: 'maximum' | 'minimum'): Tensor {
     return [sumTo(mul(g, toA), a.shape), sumTo(mul(g, toB), b.shape)];
   });
 }
-export const maximum = (a: Tensor, b: Tensor | number): Tensor => minMax(a, asTensor(b), 'maximum');
-export const minimum = (a: Tensor, b: Tensor | number): Tensor => minMax(a, asTensor(b), 'minimum');
+export const maximum = (a: Tensor, b: Tensor | number): Tensor => withOperand(b, 'f32', (bt) => minMax(a, bt, 'maximum'));
+export const minimum = (a: Tensor, b: Tensor | number): Tensor => withOperand(b, 'f32', (bt) => minMax(a, bt, 'minimum'));
 
 // Comparisons: f32 masks of 1 and 0, no gradient. Integer tensors compare exactly below 2^24.
-export const lt = (a: Tensor, b: Tensor | number): Tensor => binaryRaw(a, asTensorLike(b, a), 'lt');
-export const le = (a: Tensor, b: Tensor | number): Tensor => binaryRaw(a, asTensorLike(b, a), 'le');
-export const gt = (a: Tensor, b: Tensor | number): Tensor => binaryRaw(a, asTensorLike(b, a), 'gt');
-export const ge = (a: Tensor, b: Tensor | number): Tensor => binaryRaw(a, asTensorLike(b, a), 'ge');
-export const eq = (a: Tensor, b: Tensor | number): Tensor => binaryRaw(a, asTensorLike(b, a), 'eq');
-export const ne = (a: Tensor, b: Tensor | number): Tensor => binaryRaw(a, asTensorLike(b, a), 'ne');
-
-function asTensorLike(v: Tensor | number, like: Tensor): Tensor {
-  return typeof v === 'number' ? full([], v, like.dtype) : v;
-}
+export const lt = (a: Tensor, b: Tensor | number): Tensor => withOperand(b, a.dtype, (bt) => binaryRaw(a, bt, 'lt'));
+export const le = (a: Tensor, b: Tensor | number): Tensor => withOperand(b, a.dtype, (bt) => binaryRaw(a, bt, 'le'));
+export const gt = (a: Tensor, b: Tensor | number): Tensor => withOperand(b, a.dtype, (bt) => binaryRaw(a, bt, 'gt'));
+export const ge = (a: Tensor, b: Tensor | number): Tensor => withOperand(b, a.dtype, (bt) => binaryRaw(a, bt, 'ge'));
+export const eq = (a: Tensor, b: Tensor | number): Tensor => withOperand(b, a.dtype, (bt) => binaryRaw(a, bt, 'eq'));
+export const ne = (a: Tensor, b: Tensor | number): Tensor => withOperand(b, a.dtype, (bt) => binaryRaw(a, bt, 'ne'));
 
 /** cond != 0 ? a : b, all broadcast together; gradients flow to the chosen side. */
 export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
-  const at = asTensor(a);
-  const bt = asTensor(b);
+  return withOperand(a, 'f32', (at) => withOperand(b, 'f32', (bt) => whereTensors(cond, at, bt)));
+}
+
+function whereTensors(cond: Tensor, at: Tensor, bt: Tensor): Tensor {
   requireF32(cond, 'where');
   requireF32(at, 'where');
   requireF32(bt, 'where');

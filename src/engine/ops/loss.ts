@@ -7,7 +7,7 @@
 import indexWgsl from '../../shaders/index.wgsl';
 import { noGrad, record } from '../autograd.js';
 import { Kernel, grid1d, launch } from '../runtime.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, tidy } from '../tensor.js';
 import { exp, log, mul, mulScalar, sub } from './elementwise.js';
 import { max, mean, sum } from './reduce.js';
 import { shapeString } from './util.js';
@@ -16,15 +16,20 @@ const pickKernel = new Kernel('pick', indexWgsl, 'pick');
 const oneHotKernel = new Kernel('one_hot', indexWgsl, 'one_hot');
 
 export function logSoftmax(x: Tensor): Tensor {
-  const y = noGrad(() => {
-    const shifted = sub(x, max(x, -1, { keepDims: true }));
-    return sub(shifted, log(sum(exp(shifted), -1, { keepDims: true })));
-  });
+  const y = noGrad(() =>
+    tidy(() => {
+      const shifted = sub(x, max(x, -1, { keepDims: true }));
+      return sub(shifted, log(sum(exp(shifted), -1, { keepDims: true })));
+    }),
+  );
   return record(y, 'logSoftmax', [x], (g) => [sub(g, mul(exp(y), sum(g, -1, { keepDims: true })))]);
 }
 
 export function softmax(x: Tensor): Tensor {
-  return exp(logSoftmax(x));
+  const logProb = logSoftmax(x);
+  const out = exp(logProb);
+  if (!out.requiresGrad) logProb.dispose(); // else a node of the graph; its scope frees it
+  return out;
 }
 
 /** out[n] = x[n, index[n]] for x of shape [rows, C] and i32 index of shape [rows] (no gradient). */
@@ -69,9 +74,11 @@ function checkLabels(x: Tensor, labels: Tensor, op: string): [number, number] {
 export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
   const [rows, classes] = checkLabels(logits, labels, 'crossEntropy');
   const logProb = noGrad(() => logSoftmax(logits));
-  const loss = noGrad(() => mulScalar(mean(pick(logProb, labels)), -1));
-  return record(loss, 'crossEntropy', [logits], (g) => {
+  const loss = noGrad(() => tidy(() => mulScalar(mean(pick(logProb, labels)), -1)));
+  record(loss, 'crossEntropy', [logits], (g) => {
     const grad = sub(exp(logProb), oneHot(labels, classes));
     return [mul(grad, mulScalar(g, 1 / rows))];
   });
+  if (!loss.requiresGrad) logProb.dispose(); // else the backward reads it; the scope frees it
+  return loss;
 }

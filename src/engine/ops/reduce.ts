@@ -15,6 +15,8 @@ type ReduceName = keyof typeof OPS;
 
 /** Invocations to aim for when few outputs each reduce many elements. */
 const TARGET_INVOCATIONS = 16384;
+/** Longest run one invocation reduces serially (except argmax, which has no second pass). */
+const MAX_RUN = 1024;
 
 interface Axis {
   len: number;
@@ -54,9 +56,12 @@ function reduceRaw(x: Tensor, axes: number[], outShape: Shape, name: ReduceName)
     if (name !== 'sum' && nOut > 0) throw new Error(`${name}: cannot reduce an empty axis`);
   }
   // Split long reductions into runs when there are too few outputs to fill the device.
+  // Runs of at most 1024 elements: enough invocations when outputs are few, and float32 error
+  // bounded by the run length when rows are long (a second pass adds the runs' partial results).
   let chunk = redSize;
-  if (name !== 'argmax' && nOut < TARGET_INVOCATIONS / 4 && redSize > 256) {
-    chunk = Math.max(256, Math.ceil((redSize * nOut) / TARGET_INVOCATIONS));
+  if (name !== 'argmax' && redSize > 256) {
+    chunk = Math.min(MAX_RUN, Math.max(256, Math.ceil((redSize * nOut) / TARGET_INVOCATIONS)));
+    if (chunk >= redSize) chunk = redSize;
   }
   const chunks = Math.max(1, Math.ceil(redSize / Math.max(chunk, 1)));
   const partial = new Tensor(chunks > 1 ? [nOut, chunks] : outShape, dtype);
@@ -100,7 +105,10 @@ export function sum(x: Tensor, axes?: number | readonly number[], opts: ReduceOp
 export function mean(x: Tensor, axes?: number | readonly number[], opts: ReduceOptions = {}): Tensor {
   const ax = normalizeAxes(axes, x.rank);
   const count = ax.reduce((p, a) => p * x.shape[a]!, 1);
-  return mulScalar(sum(x, ax, opts), 1 / count);
+  const total = sum(x, ax, opts);
+  const out = mulScalar(total, 1 / count);
+  if (!out.requiresGrad) total.dispose(); // else a node of the graph; its scope frees it
+  return out;
 }
 
 /** Max or min; the gradient is split evenly among the elements equal to the extreme (amax). */
