@@ -2,6 +2,7 @@
 //
 //   fill:   out[i] = params.word                (any dtype: the word is the value's bit pattern)
 //   arange: out[i] = start + i * step           (DTYPE 0 f32, 1 i32)
+//   add_i32: out[i] += word as i32, in place    (counters such as batch norm's num_batches_tracked)
 //
 // out is a contiguous array of params.n 32-bit words. One invocation per element, 256 per
 // workgroup, grid folded to 2-D when large.
@@ -37,4 +38,12 @@ fn arange(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   } else {
     out[i] = bitcast<u32>(v);
   }
+}
+
+@compute @workgroup_size(256)
+fn add_i32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  if (i >= params.n) { return; }
+  out[i] = bitcast<u32>(bitcast<i32>(out[i]) + bitcast<i32>(params.word));
 }

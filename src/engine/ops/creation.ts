@@ -6,6 +6,7 @@ import { Tensor, setAllocationHook, sizeOf, type DType, type Shape } from '../te
 
 const fillKernel = new Kernel('fill', fillWgsl, 'fill');
 const arangeKernel = new Kernel('arange', fillWgsl, 'arange');
+const addIntKernel = new Kernel('add_i32', fillWgsl, 'add_i32');
 const uniformKernel = new Kernel('rand_uniform', randomWgsl, 'rand_uniform');
 const normalKernel = new Kernel('rand_normal', randomWgsl, 'rand_normal');
 
@@ -169,4 +170,11 @@ export function randn(shape: Shape, mean = 0, std = 1, opts: RandomOptions = {})
     workgroups: grid1d(t.size, 256),
   });
   return t;
+}
+
+/** t += value in place, for an i32 tensor (a counter on the GPU; no gradient). */
+export function addInPlaceInt(t: Tensor, value: number): void {
+  if (t.dtype !== 'i32') throw new Error(`addInPlaceInt: expects an i32 tensor, got ${t.dtype}`);
+  if (t.size === 0) return;
+  launch(addIntKernel, { op: 'addInPlaceInt', params: (w) => w.u32(t.size, value >>> 0), buffers: [t.buffer], workgroups: grid1d(t.size, 256) });
 }

@@ -12,3 +12,7 @@ export * from './reduce.js';
 export * from './shape.js';
 export * from './matmul.js';
 export * from './loss.js';
+export * from './conv.js';
+export * from './batchnorm.js';
+export * from './pool.js';
+export * from './dropout.js';

@@ -1,0 +1,43 @@
+// Batch-normalization forward, element-wise once the per-channel statistics are known:
+//   y = (x - mean[c]) * invstd[c] * weight[c] + bias[c]
+// Training mode passes the batch mean and invstd from batchnorm_stats.wgsl; evaluation mode
+// (EVAL) passes the running mean and running variance, and invstd = 1 / sqrt(var + eps) is taken
+// here. Without a weight (bias) the kernel uses 1 (0); flags say which are present, and since
+// WebGPU binds every declared buffer, the op binds x in place of an absent one.
+//
+// Layout: x and y contiguous [N, C, S] (S = product of the spatial axes, 1 for [N, C]), so the
+// channel of element i is (i / S) % C; per-channel vectors are [C]. One invocation per element,
+// 256 per workgroup, grid folded to 2-D when large.
+
+struct Params {
+  n: u32,         // N * C * S
+  channels: u32,  // C
+  spatial: u32,   // S
+  flags: u32,     // bit 0: weight present, bit 1: bias present
+  eps: f32,
+}
+
+override EVAL: bool = false;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> stat: array<f32>;  // invstd (training) or running var (EVAL)
+@group(0) @binding(4) var<storage, read> weight: array<f32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(256)
+fn bn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  if (i >= params.n) { return; }
+  let c = (i / params.spatial) % params.channels;
+  var invstd = stat[c];
+  if (EVAL) { invstd = 1.0 / sqrt(invstd + params.eps); }
+  var scale = invstd;
+  if ((params.flags & 1u) != 0u) { scale *= weight[c]; }
+  var shift = 0.0;
+  if ((params.flags & 2u) != 0u) { shift = bias[c]; }
+  y[i] = (x[i] - mean[c]) * scale + shift;
+}

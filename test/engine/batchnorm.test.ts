@@ -1,0 +1,206 @@
+// Batch normalization against float64 references: training and evaluation forward passes for
+// [N, C], [N, C, L] and [N, C, H, W] (outputs poisoned first), PyTorch's running-statistics
+// update (unbiased variance) over two steps, and finite-difference gradients in both modes.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as E from '../../src/engine/index.js';
+import { TEST_SEED, assertClose, gradCheck, randomArray, rng, setupEngine, sizeOf, toTensor, weightsFor } from '../helpers.js';
+
+const test = suite('batchnorm');
+const rand = rng(TEST_SEED);
+test.before(setupEngine);
+
+interface Stats {
+  mean: Float64Array;
+  /** Biased (divided by n): what training normalizes with. */
+  variance: Float64Array;
+  /** Unbiased (divided by n - 1): what the running variance averages. */
+  unbiased: Float64Array;
+}
+
+/** Per-channel statistics of x [N, C, ...] in float64, two-pass. */
+function statsRef(x: ArrayLike<number>, shape: number[]): Stats {
+  const [n, c] = shape as [number, number];
+  const s = sizeOf(shape.slice(2));
+  const count = n * s;
+  const mean = new Float64Array(c);
+  const variance = new Float64Array(c);
+  const unbiased = new Float64Array(c);
+  for (let ch = 0; ch < c; ch++) {
+    let sum = 0;
+    for (let b = 0; b < n; b++) for (let j = 0; j < s; j++) sum += x[(b * c + ch) * s + j]!;
+    const m = sum / count;
+    let q = 0;
+    for (let b = 0; b < n; b++) for (let j = 0; j < s; j++) q += (x[(b * c + ch) * s + j]! - m) ** 2;
+    mean[ch] = m;
+    variance[ch] = q / count;
+    unbiased[ch] = q / (count - 1);
+  }
+  return { mean, variance, unbiased };
+}
+
+/** y = (x - mean) / sqrt(var + eps) * w + b per channel, in float64. */
+function normalizeRef(x: ArrayLike<number>, shape: number[], mean: ArrayLike<number>, variance: ArrayLike<number>, w: ArrayLike<number> | null, b: ArrayLike<number> | null, eps: number): Float64Array {
+  const c = shape[1]!;
+  const s = sizeOf(shape.slice(2));
+  return Float64Array.from(x, (v, i) => {
+    const ch = Math.floor(i / s) % c;
+    return ((v - mean[ch]!) / Math.sqrt(variance[ch]! + eps)) * (w ? w[ch]! : 1) + (b ? b[ch]! : 0);
+  });
+}
+
+function trainRef(x: ArrayLike<number>, shape: number[], w: ArrayLike<number> | null, b: ArrayLike<number> | null, eps = 1e-5): Float64Array {
+  const st = statsRef(x, shape);
+  return normalizeRef(x, shape, st.mean, st.variance, w, b, eps);
+}
+
+function dot(a: ArrayLike<number>, w: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * w[i]!;
+  return s;
+}
+
+// [N, C] (1-d), [N, C, L] (1-d), [N, C, H, W] (2-d). The per-channel reductions split a channel
+// into runs of at least 1024 values: [3, 5, 23, 19] has two uneven runs, [3, 2, 37, 31] four.
+const GRAD_SHAPES = [[6, 5], [3, 5, 7], [3, 5, 7, 9], [3, 5, 23, 19]];
+const SHAPES = [...GRAD_SHAPES, [3, 2, 37, 31]];
+
+test('training forward matches float64 (batch statistics), with and without affine parameters', async () => {
+  for (const shape of SHAPES) {
+    const c = shape[1]!;
+    const x = randomArray(sizeOf(shape), rand, -2, 3);
+    const w = randomArray(c, rand, 0.5, 2);
+    const b = randomArray(c, rand, -1, 1);
+    const y = E.batchNorm(toTensor(x, shape), null, null, toTensor(w, [c]), toTensor(b, [c]), { training: true });
+    assertClose(await y.toArray(), trainRef(x, shape, w, b), 1e-5, 1e-5, `affine ${shape}`);
+    const plain = E.batchNorm(toTensor(x, shape), null, null, null, null, { training: true, eps: 1e-3 });
+    assertClose(await plain.toArray(), trainRef(x, shape, null, null, 1e-3), 1e-5, 1e-5, `no affine ${shape}`);
+  }
+});
+
+test('statistics are sound for data with a large mean and a small spread', async () => {
+  // Var(x) ~ 0.08 around a mean of 300: E[x^2] - E[x]^2 in float32 would lose about all digits.
+  const shape = [3, 5, 23, 19];
+  const x = Float64Array.from(randomArray(sizeOf(shape), rand, -0.5, 0.5), (v) => Math.fround(300 + v));
+  const y = E.batchNorm(toTensor(x, shape), null, null, null, null, { training: true });
+  assertClose(await y.toArray(), trainRef(x, shape, null, null), 0, 5e-4, 'offset data');
+});
+
+test('running statistics after two training steps follow PyTorch (unbiased variance, momentum)', async () => {
+  for (const [shape, momentum] of [[[3, 5, 7, 9], 0.1], [[6, 5], 0.3], [[3, 2, 37, 31], 0.1]] as const) {
+    const c = shape[1]!;
+    const rm0 = randomArray(c, rand, -1, 1);
+    const rv0 = randomArray(c, rand, 0.5, 2);
+    const runningMean = toTensor(rm0, [c]);
+    const runningVar = toTensor(rv0, [c]);
+    const rm = Float64Array.from(rm0);
+    const rv = Float64Array.from(rv0);
+    for (let step = 0; step < 2; step++) {
+      const x = randomArray(sizeOf(shape), rand, -1 + step, 2 + 3 * step);
+      E.batchNorm(toTensor(x, [...shape]), runningMean, runningVar, null, null, { training: true, momentum });
+      const st = statsRef(x, [...shape]);
+      for (let ch = 0; ch < c; ch++) {
+        rm[ch] = (1 - momentum) * rm[ch]! + momentum * st.mean[ch]!;
+        rv[ch] = (1 - momentum) * rv[ch]! + momentum * st.unbiased[ch]!;
+      }
+    }
+    assertClose(await runningMean.toArray(), rm, 1e-5, 1e-6, `running mean ${shape}`);
+    assertClose(await runningVar.toArray(), rv, 1e-5, 1e-6, `running var ${shape}`);
+  }
+});
+
+test('evaluation mode normalizes with the running statistics and leaves them alone', async () => {
+  const shape = [3, 5, 7, 9];
+  const c = 5;
+  const x = randomArray(sizeOf(shape), rand, -2, 3);
+  const w = randomArray(c, rand, 0.5, 2);
+  const b = randomArray(c, rand, -1, 1);
+  const rm = randomArray(c, rand, -1, 1);
+  const rv = randomArray(c, rand, 0.5, 2);
+  const runningMean = toTensor(rm, [c]);
+  const runningVar = toTensor(rv, [c]);
+  const args = [toTensor(x, shape), runningMean, runningVar, toTensor(w, [c]), toTensor(b, [c])] as const;
+
+  const evalOut = await E.batchNorm(...args, { training: false, eps: 1e-4 }).toArray();
+  assertClose(evalOut, normalizeRef(x, shape, rm, rv, w, b, 1e-4), 1e-5, 1e-5, 'eval output');
+  assertClose(await runningMean.toArray(), rm, 0, 0, 'eval keeps running mean');
+  assertClose(await runningVar.toArray(), rv, 0, 0, 'eval keeps running var');
+
+  // The same input in training mode uses the batch statistics instead, and moves the running ones.
+  const trainOut = await E.batchNorm(...args, { training: true, eps: 1e-4 }).toArray();
+  assertClose(trainOut, trainRef(x, shape, w, b, 1e-4), 1e-5, 1e-5, 'train output');
+  assert.ok(trainOut.some((v, i) => Math.abs(v - evalOut[i]!) > 1e-2), 'training and eval outputs differ');
+  const st = statsRef(x, shape);
+  assertClose(await runningMean.toArray(), rm.map((m, ch) => 0.9 * m + 0.1 * st.mean[ch]!), 1e-5, 1e-6, 'train moves running mean');
+});
+
+test('evaluation mode needs running statistics; training needs more than one value per channel', () => {
+  const x = toTensor(randomArray(10, rand), [2, 5]);
+  assert.throws(() => E.batchNorm(x, null, null, null, null, { training: false }), /running statistics/);
+  const single = toTensor(randomArray(5, rand), [1, 5]);
+  assert.throws(() => E.batchNorm(single, null, null, null, null, { training: true }), /more than 1 value/);
+});
+
+test('no graph is recorded for the running statistics; none at all without gradients', async () => {
+  const c = 5;
+  const runningMean = toTensor(new Float64Array(c), [c]);
+  const runningVar = toTensor(new Float64Array(c).fill(1), [c]);
+  const weight = toTensor(new Float64Array(c).fill(1), [c]);
+  weight.requiresGrad = true;
+  const y = E.batchNorm(toTensor(randomArray(35, rand), [7, c]), runningMean, runningVar, weight, null, { training: true });
+  assert.is(y.node?.inputs.length, 2); // x and weight
+  assert.ok(!y.node!.inputs.includes(runningMean) && !runningMean.requiresGrad && !runningVar.requiresGrad);
+  const z = E.batchNorm(toTensor(randomArray(35, rand), [7, c]), runningMean, runningVar, null, null, { training: true });
+  assert.is(z.node, null);
+});
+
+for (const shape of GRAD_SHAPES) {
+  test(`training-mode gradient w.r.t. x, weight and bias ${JSON.stringify(shape)} (finite differences)`, async () => {
+    const c = shape[1]!;
+    const n = sizeOf(shape);
+    const wts = weightsFor(n, rand);
+    await gradCheck(
+      ([x, w, b]) => E.sum(E.mul(E.batchNorm(x!, null, null, w!, b!, { training: true }), toTensor(wts, shape))),
+      ([x, w, b]) => dot(trainRef(x!, shape, w!, b!), wts),
+      [
+        { data: randomArray(n, rand, -2, 3), shape },
+        { data: randomArray(c, rand, 0.5, 2), shape: [c] },
+        { data: randomArray(c, rand, -1, 1), shape: [c] },
+      ],
+      { what: `batchNorm train ${shape}`, rtol: 2e-3, atol: 2e-4 },
+    );
+  });
+}
+
+test('training-mode gradient without affine parameters (finite differences)', async () => {
+  const shape = [3, 5, 7];
+  const wts = weightsFor(sizeOf(shape), rand);
+  await gradCheck(
+    ([x]) => E.sum(E.mul(E.batchNorm(x!, null, null, null, null, { training: true }), toTensor(wts, shape))),
+    ([x]) => dot(trainRef(x!, shape, null, null), wts),
+    [{ data: randomArray(sizeOf(shape), rand, -2, 3), shape }],
+    { what: 'batchNorm train, no affine', rtol: 2e-3, atol: 2e-4 },
+  );
+});
+
+test('evaluation-mode gradient w.r.t. x, weight and bias (finite differences)', async () => {
+  const shape = [3, 5, 7, 9];
+  const c = 5;
+  const rm = randomArray(c, rand, -1, 1);
+  const rv = randomArray(c, rand, 0.5, 2);
+  const wts = weightsFor(sizeOf(shape), rand);
+  const runningMean = toTensor(rm, [c]);
+  const runningVar = toTensor(rv, [c]);
+  await gradCheck(
+    ([x, w, b]) => E.sum(E.mul(E.batchNorm(x!, runningMean, runningVar, w!, b!, { training: false }), toTensor(wts, shape))),
+    ([x, w, b]) => dot(normalizeRef(x!, shape, rm, rv, w!, b!, 1e-5), wts),
+    [
+      { data: randomArray(sizeOf(shape), rand, -2, 3), shape },
+      { data: randomArray(c, rand, 0.5, 2), shape: [c] },
+      { data: randomArray(c, rand, -1, 1), shape: [c] },
+    ],
+    { what: 'batchNorm eval', rtol: 2e-3, atol: 2e-4 },
+  );
+});
+
+test.run();
