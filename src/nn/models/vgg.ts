@@ -1,0 +1,64 @@
+// VGG16 with batch norm, the CIFAR variant of Garipov et al. (dnn-mode-connectivity models/vgg.py,
+// VGG16BN): five blocks of 3x3 conv(+bias) -> BN -> ReLU with 64, 128, 256, 512, 512 channels
+// (2, 2, 3, 3, 3 convs), each block ending in a 2x2 max pool (32 -> 1), then
+// Dropout, Linear(512, 512), ReLU, Dropout, Linear(512, 512), ReLU, Linear(512, classes).
+// Conv weights N(0, 2 / (k*k*out)), zero bias; BN weight 1, bias 0; linear layers PyTorch's default.
+// Names: layer_blocks.{b}.{2i conv, 2i+1 bn}, classifier.{1,4,6}.{weight,bias}.
+import { Generator, Tensor, flatten, randn, relu } from '../../engine/index.js';
+import { fans, type WeightInit } from '../init.js';
+import { ReLU } from '../layers/activation.js';
+import { BatchNorm2d } from '../layers/batchnorm.js';
+import { Conv2d } from '../layers/conv.js';
+import { Linear } from '../layers/linear.js';
+import { Dropout, MaxPool2d } from '../layers/pool.js';
+import { Module, ModuleList, Sequential } from '../module.js';
+import { scaled, type ModelConfig } from './common.js';
+
+const VGG16_BLOCKS = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]];
+
+/** m.weight.data.normal_(0, sqrt(2 / n)), n = kH * kW * out_channels (i.e. fan_out). */
+const vggInit: WeightInit = (shape, generator) => randn(shape, 0, Math.sqrt(2 / fans(shape).fanOut), { generator });
+
+export class VGG16 extends Module {
+  readonly layerBlocks: ModuleList<ModuleList>;
+  readonly classifier: Sequential;
+  private readonly pool = new MaxPool2d(2, { stride: 2 });
+
+  constructor(readonly config: ModelConfig) {
+    super();
+    const generator = new Generator(config.seed);
+    this.layerBlocks = this.registerModule('layer_blocks', new ModuleList<ModuleList>());
+    let inC = config.inChannels;
+    for (const block of VGG16_BLOCKS) {
+      const layers = new ModuleList();
+      for (const c of block) {
+        const outC = scaled(c, config.width);
+        layers.push(new Conv2d(inC, outC, 3, { padding: 1, generator, weightInit: vggInit, zeroBias: true }));
+        layers.push(new BatchNorm2d(outC));
+        inC = outC;
+      }
+      this.layerBlocks.push(layers);
+    }
+    const hidden = scaled(512, config.width);
+    this.classifier = this.registerModule(
+      'classifier',
+      new Sequential(
+        new Dropout(0.5, generator),
+        new Linear(inC, hidden, { generator }),
+        new ReLU(),
+        new Dropout(0.5, generator),
+        new Linear(hidden, hidden, { generator }),
+        new ReLU(),
+        new Linear(hidden, config.numClasses, { generator }),
+      ),
+    );
+  }
+
+  forward(x: Tensor): Tensor {
+    for (const block of this.layerBlocks) {
+      for (let i = 0; i < block.length; i += 2) x = relu(block.at(i + 1).forward(block.at(i).forward(x)));
+      x = this.pool.forward(x);
+    }
+    return this.classifier.forward(flatten(x, 1));
+  }
+}
