@@ -4,7 +4,9 @@ import { NoAdapterError, shutdown } from '../engine/index.js';
 import { UsageError } from './args.js';
 import { bench, benchHelp } from './bench.js';
 import { demo, demoHelp } from './demo.js';
+import { evalCommand, evalHelp } from './eval.js';
 import { info, infoHelp } from './info.js';
+import { train, trainHelp } from './train.js';
 
 interface Command {
   run: (argv: string[]) => Promise<number>;
@@ -16,6 +18,8 @@ const commands: Record<string, Command> = {
   info: { run: info, help: infoHelp, summary: 'show the WebGPU device and limits in use' },
   demo: { run: demo, help: demoHelp, summary: 'check the engine end to end (what `npm start` runs)' },
   bench: { run: bench, help: benchHelp, summary: 'benchmark kernels (matmul), JSON output' },
+  train: { run: train, help: trainHelp, summary: 'train a model (paper recipe), checkpoint every epoch, --resume' },
+  eval: { run: evalCommand, help: evalHelp, summary: 'test loss and accuracy of a checkpoint' },
 };
 
 function usage(): string {

@@ -1,0 +1,143 @@
+// `neuralign train`: flags -> TrainingOptions (the paper's defaults for what is not given), then
+// runTraining with a progress reporter. Exit 0 when the run finishes; errors (bad data, a corrupt
+// checkpoint, a diverged loss) are one line from main.ts, exit 1.
+import { runtime } from '../engine/index.js';
+import { DATASET_NAMES } from '../nn/data/index.js';
+import { MODEL_NAMES, type ModelName } from '../nn/models/index.js';
+import { TrainingDivergedError } from '../nn/train.js';
+import { SCHEDULE_NAMES, paperDefaults, resumeOptions, runTraining, savedOptions, type ScheduleName, type TrainingOptions } from '../nn/train-run.js';
+import { UsageError, helpText, parseArgs, type FlagSpec } from './args.js';
+import { ProgressReporter } from './progress.js';
+
+// Recipe flags have no parser default: an absent flag means "the paper's default" for a new run
+// and "the checkpoint's value" for --resume.
+const spec = {
+  model: { type: 'string', help: `architecture: ${MODEL_NAMES.join(', ')}` },
+  dataset: { type: 'string', help: `data set: ${DATASET_NAMES.join(', ')}` },
+  'data-dir': { type: 'string', help: 'data folder (CIFAR: the folder holding cifar-10-batches-bin/; MNIST-like: default /usr/share/datasets/NAME)' },
+  out: { type: 'string', help: 'output folder: checkpoint.safetensors, optimizer-epoch{E}.safetensors, log.jsonl (required)' },
+  epochs: { type: 'number', help: 'epochs to train in all (default 250)' },
+  'batch-size': { type: 'number', help: 'batch size (default 128; 64 for tinyten on cifar10)' },
+  lr: { type: 'number', help: 'initial learning rate (default 0.1)' },
+  wd: { type: 'number', help: 'weight decay (default 5e-4)' },
+  momentum: { type: 'number', help: 'SGD momentum (default 0.9)' },
+  nesterov: { type: 'boolean', help: 'Nesterov momentum (the default)' },
+  'no-nesterov': { type: 'boolean', help: 'plain momentum' },
+  schedule: { type: 'string', help: `learning-rate schedule: ${SCHEDULE_NAMES.join(', ')} (default tatro: lr 0.5^floor(e/20) 0.9996^e; step: x0.1 every epochs/3)` },
+  seed: { type: 'number', help: 'seed of the initialization, data order and augmentation (default 1)' },
+  width: { type: 'number', help: 'channel width multiplier (default 1)' },
+  'train-subset': { type: 'number', help: 'train on the first N training images' },
+  'test-subset': { type: 'number', help: 'evaluate on the first N test images' },
+  'no-augment': { type: 'boolean', help: 'no augmentation (CIFAR data sets are augmented by default, MNIST-like ones never)' },
+  resume: { type: 'boolean', help: "continue from --out's checkpoint (same recipe; --epochs may grow)" },
+  'log-every': { type: 'number', help: 'read the loss every K batches: progress, plain log lines, NaN checks', default: 50 },
+  help: { type: 'boolean', help: 'show this help' },
+} satisfies FlagSpec;
+
+export const trainHelp = helpText(
+  'neuralign train --model M --dataset D --out DIR [options]',
+  'Trains an endpoint model with the recipe of Tatro et al. 2020, section 5 (Nesterov SGD, lr 0.1, weight decay 5e-4,\n' +
+    'the tatro schedule, 250 epochs), evaluating on the test set and saving a checkpoint after every epoch.',
+  spec,
+);
+
+function choice<T extends string>(value: string | undefined, names: readonly T[], flag: string): T | undefined {
+  if (value === undefined) return undefined;
+  if (!names.includes(value as T)) throw new UsageError(`--${flag} '${value}' is not one of ${names.join(', ')}`);
+  return value as T;
+}
+
+function positiveInteger(value: number | undefined, flag: string): number | undefined {
+  if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new UsageError(`--${flag} needs a positive integer, got ${value}`);
+  return value;
+}
+
+function nonNegative(value: number | undefined, flag: string): number | undefined {
+  if (value !== undefined && !(value >= 0)) throw new UsageError(`--${flag} needs a number >= 0, got ${value}`);
+  return value;
+}
+
+export async function train(argv: string[]): Promise<number> {
+  const { flags, positionals } = parseArgs(argv, spec);
+  if (flags.help) {
+    console.log(trainHelp);
+    return 0;
+  }
+  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  if (!flags.out) throw new UsageError('--out DIR is required');
+  if (flags.nesterov && flags['no-nesterov']) throw new UsageError('--nesterov and --no-nesterov contradict each other');
+  const num = (name: keyof typeof spec) => flags[name] as number | undefined;
+  const given: Partial<TrainingOptions> = {
+    model: choice(flags.model, MODEL_NAMES, 'model'),
+    dataset: choice(flags.dataset, DATASET_NAMES, 'dataset'),
+    dataDir: flags['data-dir'],
+    epochs: positiveInteger(num('epochs'), 'epochs'),
+    batchSize: positiveInteger(num('batch-size'), 'batch-size'),
+    lr: nonNegative(num('lr'), 'lr'),
+    weightDecay: nonNegative(num('wd'), 'wd'),
+    momentum: nonNegative(num('momentum'), 'momentum'),
+    // Nesterov needs momentum: --momentum 0 alone means plain SGD.
+    nesterov: flags['no-nesterov'] ? false : flags.nesterov ? true : num('momentum') === 0 ? false : undefined,
+    schedule: choice<ScheduleName>(flags.schedule, SCHEDULE_NAMES, 'schedule'),
+    seed: flags.seed as number | undefined,
+    width: flags.width as number | undefined,
+    augment: flags['no-augment'] ? false : undefined,
+    trainSubset: positiveInteger(num('train-subset'), 'train-subset'),
+    testSubset: positiveInteger(num('test-subset'), 'test-subset'),
+  };
+  if (given.seed !== undefined && !(Number.isInteger(given.seed) && given.seed >= 0 && given.seed < 2 ** 32)) throw new UsageError(`--seed needs an integer in 0..2^32-1, got ${given.seed}`);
+  if (given.width !== undefined && !(given.width > 0)) throw new UsageError(`--width needs a number > 0, got ${given.width}`);
+  const logEvery = positiveInteger(flags['log-every'], 'log-every')!;
+
+  let options: TrainingOptions;
+  if (flags.resume) {
+    options = resumeOptions((await savedOptions(flags.out)).options, given);
+  } else {
+    if (!given.model) throw new UsageError('--model is required');
+    if (!given.dataset) throw new UsageError('--dataset is required');
+    const defaults = paperDefaults(given.model as ModelName, given.dataset);
+    options = { ...defaults };
+    for (const [k, v] of Object.entries(given)) if (v !== undefined) (options as unknown as Record<string, unknown>)[k] = v;
+  }
+
+  const progress = new ProgressReporter(process.stderr);
+  let result;
+  try {
+    result = await runTraining(options, flags.out, {
+      resume: flags.resume,
+      readEvery: logEvery,
+      hooks: {
+        onStart: (s) => {
+          const o = s.options;
+          const rt = runtime();
+          console.error(
+            `${s.startEpoch > 0 ? `resuming at epoch ${s.startEpoch + 1}: ` : ''}${o.model} (${s.parameters.toLocaleString('en-US')} parameters) on ${o.dataset}: ` +
+              `${s.trainImages} train / ${s.testImages} test images, batch ${o.batchSize}, ${o.epochs} epochs, lr ${o.lr} (${o.schedule}), ` +
+              `wd ${o.weightDecay}, momentum ${o.momentum}${o.nesterov ? ' nesterov' : ''}, ${o.augment ? 'augmented' : 'no augmentation'}, seed ${o.seed}; ` +
+              `${rt.info.description} via ${rt.info.backend}`,
+          );
+        },
+        onProgress: (p) => progress.step(p),
+        onEpochEnd: (log) => progress.epoch(log, options.epochs),
+      },
+    });
+  } catch (e) {
+    progress.close();
+    if (e instanceof TrainingDivergedError) {
+      const saved = e.epoch - 1;
+      const kept = saved > 0 ? `the checkpoint of epoch ${saved} in ${flags.out} is kept` : 'no checkpoint was written';
+      throw new Error(`${e.message}; ${kept}`);
+    }
+    throw e;
+  }
+  const last = result.logs[result.logs.length - 1];
+  if (!last) {
+    console.log(`${flags.out}: already trained for ${result.epoch} epochs (--epochs ${options.epochs}); nothing to do`);
+    return 0;
+  }
+  console.log(
+    `trained ${options.model} on ${options.dataset} to epoch ${last.epoch}: test accuracy ${(100 * last.test_acc).toFixed(2)}%, ` +
+      `test loss ${last.test_loss.toFixed(4)}; checkpoint ${result.checkpoint}`,
+  );
+  return 0;
+}

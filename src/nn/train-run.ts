@@ -1,0 +1,230 @@
+// A training run in an output folder: the recipe (paper section 5 defaults per model and data
+// set), the data, the model and optimizer, then trainLoop with a checkpoint and a log.jsonl line
+// after every epoch, and --resume from the folder's last checkpoint.
+//
+//   DIR/checkpoint.safetensors          weights after the last finished epoch (checkpoint/model.ts)
+//   DIR/optimizer-epoch{E}.safetensors  momentum buffers of the same epoch
+//   DIR/log.jsonl                       one EpochLog per line
+//
+// After epoch E the log line is appended first, then the training state is saved; a resume from
+// epoch E drops log lines past E, so a run killed between the two leaves a consistent folder.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { init } from '../engine/index.js';
+import { writeFileAtomic } from './checkpoint/atomic.js';
+import { CheckpointError } from './checkpoint/safetensors.js';
+import {
+  CHECKPOINT_FILE, buildModel, generatorStates, loadInto, loadOptimizerState, readCheckpoint, removeOptimizerFiles, saveTrainingState,
+  type CheckpointFile, type CheckpointMetadata,
+} from './checkpoint/model.js';
+import { CIFAR_AUGMENT, DataError, DataLoader, loadDataset, subset, type ImageDataset } from './data/index.js';
+import type { ModelName } from './models/index.js';
+import { SGD, cosineSchedule, garipovSchedule, stepSchedule, tatroSchedule, type LrSchedule } from './optim.js';
+import { trainLoop, type EpochLog, type StepProgress } from './train.js';
+
+export const SCHEDULE_NAMES = ['tatro', 'garipov', 'step', 'cosine', 'constant'] as const;
+export type ScheduleName = (typeof SCHEDULE_NAMES)[number];
+
+/** Everything that determines a run's weights (stored in the checkpoint's metadata). */
+export interface TrainingOptions {
+  model: ModelName;
+  dataset: string;
+  /** Data folder (not part of the recipe: a resumed run may find the data elsewhere). */
+  dataDir?: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  momentum: number;
+  nesterov: boolean;
+  schedule: ScheduleName;
+  seed: number;
+  width: number;
+  augment: boolean;
+  /** Train (test) on the first N images only. */
+  trainSubset?: number;
+  testSubset?: number;
+}
+
+/**
+ * The paper's endpoint recipe: Nesterov SGD, momentum 0.9, lr 0.1, weight decay 5e-4, the
+ * 0.5^floor(e/20) * 0.9996^e schedule, 250 epochs, batch 128 (64 for TinyTen on CIFAR-10), and the
+ * CIFAR augmentation on CIFAR data sets (none on MNIST-like ones, as the paper's code).
+ */
+export function paperDefaults(model: ModelName, dataset: string): TrainingOptions {
+  return {
+    model,
+    dataset,
+    epochs: 250,
+    batchSize: model === 'tinyten' && dataset === 'cifar10' ? 64 : 128,
+    lr: 0.1,
+    weightDecay: 5e-4,
+    momentum: 0.9,
+    nesterov: true,
+    schedule: 'tatro',
+    seed: 1,
+    width: 1,
+    augment: dataset.startsWith('cifar'),
+  };
+}
+
+export function makeSchedule(name: ScheduleName, lr0: number, epochs: number): LrSchedule {
+  switch (name) {
+    case 'tatro':
+      return tatroSchedule(lr0);
+    case 'garipov':
+      return garipovSchedule(lr0, epochs);
+    case 'step':
+      return stepSchedule(lr0, Math.max(1, Math.ceil(epochs / 3)), 0.1);
+    case 'cosine':
+      return cosineSchedule(lr0, epochs);
+    case 'constant':
+      return () => lr0;
+  }
+}
+
+/**
+ * The options of a resumed run: the checkpoint's, with `given` (what the user asked for) allowed to
+ * change only the data folder and the number of epochs (the latter not when the schedule depends
+ * on it). Anything else that differs is an error naming it: the run would not continue the same
+ * recipe.
+ */
+export function resumeOptions(saved: TrainingOptions, given: Partial<TrainingOptions>): TrainingOptions {
+  const out = { ...saved };
+  for (const [key, value] of Object.entries(given) as [keyof TrainingOptions, unknown][]) {
+    if (value === undefined || value === saved[key]) continue;
+    const dependsOnEpochs = ['garipov', 'step', 'cosine'].includes(saved.schedule);
+    if (key === 'dataDir' || (key === 'epochs' && !dependsOnEpochs)) {
+      (out as Record<string, unknown>)[key] = value;
+      continue;
+    }
+    const why = key === 'epochs' ? ` (the ${saved.schedule} schedule depends on the number of epochs)` : '';
+    throw new Error(`cannot resume with ${key} ${JSON.stringify(value)}: the checkpoint was trained with ${JSON.stringify(saved[key] ?? null)}${why}`);
+  }
+  return out;
+}
+
+/** The training options stored in DIR's checkpoint. */
+export async function savedOptions(dir: string): Promise<{ options: TrainingOptions; file: CheckpointFile }> {
+  const path = join(dir, CHECKPOINT_FILE);
+  if (!existsSync(path)) throw new Error(`${dir}: no ${CHECKPOINT_FILE} to resume from`);
+  const file = await readCheckpoint(path);
+  const training = file.meta.training;
+  const types: Record<string, string> = { model: 'string', dataset: 'string', schedule: 'string', nesterov: 'boolean', augment: 'boolean' };
+  for (const key of Object.keys(paperDefaults('mlp', 'synthetic'))) {
+    if (typeof training[key] !== (types[key] ?? 'number')) {
+      throw new CheckpointError(`${path}: its training options lack '${key}', so the run cannot be resumed`);
+    }
+  }
+  return { options: training as unknown as TrainingOptions, file };
+}
+
+export interface RunHooks {
+  onStart?: (info: { parameters: number; trainImages: number; testImages: number; startEpoch: number; options: TrainingOptions }) => void;
+  onProgress?: (p: StepProgress) => void;
+  onEpochEnd?: (log: EpochLog) => void;
+}
+
+export interface RunResult {
+  logs: EpochLog[];
+  /** The checkpoint's epoch when the run ends. */
+  epoch: number;
+  checkpoint: string;
+}
+
+function takeSubset(ds: ImageDataset, n: number | undefined, flag: string): ImageDataset {
+  if (n === undefined) return ds;
+  if (!(Number.isInteger(n) && n > 0 && n <= ds.shape[0])) throw new DataError(`${flag} ${n}: ${ds.name} has ${ds.shape[0]} images`);
+  return subset(ds, 0, n);
+}
+
+/**
+ * Trains per `options` into folder `out`. With `resume`, continues from out's checkpoint (options
+ * must be resumeOptions of the saved ones); without, `out` must not hold a checkpoint yet.
+ */
+export async function runTraining(options: TrainingOptions, out: string, opts: { resume?: boolean; readEvery?: number; hooks?: RunHooks } = {}): Promise<RunResult> {
+  const hooks = opts.hooks ?? {};
+  const checkpointPath = join(out, CHECKPOINT_FILE);
+  let resumeFrom: CheckpointFile | null = null;
+  if (opts.resume) {
+    const { options: saved, file } = await savedOptions(out);
+    options = resumeOptions(saved, options); // throws when the recipe differs
+    resumeFrom = file;
+  } else if (existsSync(checkpointPath)) {
+    throw new Error(`${out} already holds a checkpoint; pass --resume to continue it, or choose another --out`);
+  }
+
+  const trainSet = takeSubset(loadDataset(options.dataset, 'train', options.dataDir), options.trainSubset, '--train-subset');
+  const testSet = takeSubset(loadDataset(options.dataset, 'test', options.dataDir), options.testSubset, '--test-subset');
+  await init();
+  mkdirSync(out, { recursive: true });
+
+  const config = { inChannels: trainSet.shape[1], numClasses: trainSet.classes, width: options.width, seed: options.seed };
+  const model = buildModel(options.model, config);
+  const optimizer = new SGD(model.parameters(), {
+    lr: options.lr,
+    momentum: options.momentum,
+    weightDecay: options.weightDecay,
+    nesterov: options.nesterov,
+  });
+  try {
+    let startEpoch = 0;
+    if (resumeFrom) {
+      startEpoch = resumeFrom.meta.epoch;
+      loadInto(model, resumeFrom, checkpointPath);
+      await loadOptimizerState(out, startEpoch, optimizer);
+      await removeOptimizerFiles(out, (e) => e > startEpoch);
+      await truncateLog(join(out, 'log.jsonl'), startEpoch);
+    }
+    const train = new DataLoader(trainSet, { batchSize: options.batchSize, shuffle: true, augment: options.augment ? CIFAR_AUGMENT : null, seed: options.seed });
+    const test = new DataLoader(testSet, { batchSize: options.batchSize });
+    hooks.onStart?.({ parameters: model.parameterCount(), trainImages: trainSet.shape[0], testImages: testSet.shape[0], startEpoch, options });
+    let epoch = startEpoch;
+    const logs = await trainLoop({
+      model,
+      optimizer,
+      schedule: makeSchedule(options.schedule, options.lr, options.epochs),
+      train,
+      test,
+      epochs: options.epochs,
+      startEpoch,
+      readEvery: opts.readEvery,
+      onProgress: hooks.onProgress,
+      onEpochEnd: async (log) => {
+        await appendFile(join(out, 'log.jsonl'), `${JSON.stringify(log)}\n`);
+        const meta: CheckpointMetadata = {
+          model: options.model,
+          config,
+          dataset: options.dataset,
+          seed: options.seed,
+          epoch: log.epoch,
+          training: { ...options },
+          generators: generatorStates(model),
+          metrics: { ...log },
+        };
+        await saveTrainingState(out, model, optimizer, meta);
+        epoch = log.epoch;
+        hooks.onEpochEnd?.(log);
+      },
+    });
+    return { logs, epoch, checkpoint: checkpointPath };
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+/** Keeps the lines of log.jsonl up to epoch `epoch` (a killed run may have logged one more). */
+async function truncateLog(path: string, epoch: number): Promise<void> {
+  if (!existsSync(path)) return;
+  const lines = readFileSync(path, 'utf8').split('\n').filter((line) => {
+    if (!line.trim()) return false;
+    try {
+      return (JSON.parse(line) as EpochLog).epoch <= epoch;
+    } catch {
+      return false; // a line cut short by a kill
+    }
+  });
+  await writeFileAtomic(path, [new TextEncoder().encode(lines.map((l) => `${l}\n`).join(''))]);
+}
