@@ -15,11 +15,11 @@ import { init } from '../engine/index.js';
 import { writeFileAtomic } from './checkpoint/atomic.js';
 import { CheckpointError } from './checkpoint/safetensors.js';
 import {
-  CHECKPOINT_FILE, buildModel, generatorStates, loadInto, loadOptimizerState, readCheckpoint, removeOptimizerFiles, saveTrainingState,
+  CHECKPOINT_FILE, generatorStates, loadInto, loadOptimizerState, readCheckpoint, removeOptimizerFiles, saveTrainingState,
   type CheckpointFile, type CheckpointMetadata,
 } from './checkpoint/model.js';
 import { CIFAR_AUGMENT, DataError, DataLoader, loadDataset, subset, type ImageDataset } from './data/index.js';
-import type { ModelName } from './models/index.js';
+import { createModel, type ModelName } from './models/index.js';
 import { SGD, cosineSchedule, garipovSchedule, stepSchedule, tatroSchedule, type LrSchedule } from './optim.js';
 import { trainLoop, type EpochLog, type StepProgress } from './train.js';
 
@@ -161,7 +161,7 @@ export async function runTraining(options: TrainingOptions, out: string, opts: {
   mkdirSync(out, { recursive: true });
 
   const config = { inChannels: trainSet.shape[1], numClasses: trainSet.classes, width: options.width, seed: options.seed };
-  const model = buildModel(options.model, config);
+  const model = createModel(options.model, config);
   const optimizer = new SGD(model.parameters(), {
     lr: options.lr,
     momentum: options.momentum,

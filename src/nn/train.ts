@@ -9,7 +9,7 @@
 // Everything random is a function of the seed and the epoch (the loader's order and augmentation)
 // or lives in the model's state (dropout generators), so a run is bit-for-bit reproducible and a
 // resumed run (train-run.ts) reaches the same weights as an uninterrupted one.
-import { Tensor, abs, add, argmax, backward, crossEntropy, eq, keep, mulScalar, noGrad, runtime, sum, tidy } from '../engine/index.js';
+import { Tensor, abs, argmax, backward, crossEntropy, eq, keep, noGrad, runtime, sum, tidy } from '../engine/index.js';
 import type { Batch } from './data/index.js';
 import { evaluate, type BatchSource } from './evaluate.js';
 import { GoogLeNet } from './models/googlenet.js';
@@ -84,12 +84,7 @@ export interface LoopOptions {
  * heads' cross-entropies weighted 0.3 (as GoogLeNet.loss does); accuracy uses the main head.
  */
 export function lossAndLogits(model: Module, x: Tensor, y: Tensor): { loss: Tensor; logits: Tensor } {
-  if (model instanceof GoogLeNet) {
-    const { logits, aux1, aux2 } = model.forwardWithAux(x);
-    let loss = crossEntropy(logits, y);
-    if (aux1 && aux2) loss = add(loss, mulScalar(add(crossEntropy(aux1, y), crossEntropy(aux2, y)), GoogLeNet.auxWeight));
-    return { loss, logits };
-  }
+  if (model instanceof GoogLeNet) return model.lossAndLogits(x, y); // auxiliary heads in training
   const logits = model.forward(x);
   return { loss: crossEntropy(logits, y), logits };
 }

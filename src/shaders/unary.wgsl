@@ -26,7 +26,7 @@ fn apply(v: f32) -> f32 {
     case 1u: { return exp(v); }
     case 2u: { return log(v); }
     case 3u: { return sqrt(v); }
-    case 4u: { return max(v, 0.0); }
+    case 4u: { return select(v, 0.0, v < 0.0); }  // NaN stays NaN (max(NaN, 0) may give 0)
     case 5u: { return abs(v); }
     case 6u: { return clamp(v, params.alpha, params.beta); }
     case 7u: {

@@ -16,7 +16,7 @@
 // same masks as an uninterrupted one.
 import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Generator, Tensor, tidy } from '../../engine/index.js';
+import { Generator, Tensor } from '../../engine/index.js';
 import { Dropout } from '../layers/pool.js';
 import { MODEL_NAMES, createModel, type ModelConfig, type ModelName } from '../models/index.js';
 import type { Module } from '../module.js';
@@ -185,7 +185,7 @@ export function loadInto(model: Module, file: CheckpointFile, where: string): vo
 /** Builds the checkpoint's model by name and config and loads its weights (in eval mode). */
 export async function loadModel(path: string): Promise<{ model: Module; meta: CheckpointMetadata }> {
   const file = await readCheckpoint(path);
-  const model = buildModel(file.meta.model, file.meta.config);
+  const model = createModel(file.meta.model, file.meta.config);
   try {
     loadInto(model, file, path);
   } catch (e) {
@@ -193,11 +193,6 @@ export async function loadModel(path: string): Promise<{ model: Module; meta: Ch
     throw e;
   }
   return { model: model.eval(), meta: file.meta };
-}
-
-/** createModel inside a scope, so temporaries of the weight initialization are freed. */
-export function buildModel(name: ModelName, config: ModelConfig): Module {
-  return tidy(() => createModel(name, config));
 }
 
 /** Loads the momentum buffers of `dir`'s optimizer file for epoch `epoch` into `optimizer`. */

@@ -170,11 +170,11 @@ export class GoogLeNet extends Module {
     return this.forwardWithAux(x).logits;
   }
 
-  /** Training loss: CE(main) + 0.3 (CE(aux1) + CE(aux2)); plain CE in eval mode. */
-  loss(x: Tensor, labels: Tensor): Tensor {
+  /** The training loss CE(main) + 0.3 (CE(aux1) + CE(aux2)) (plain CE in eval mode), and the main logits. */
+  lossAndLogits(x: Tensor, labels: Tensor): { loss: Tensor; logits: Tensor } {
     const { logits, aux1, aux2 } = this.forwardWithAux(x);
     let loss = crossEntropy(logits, labels);
     if (aux1 && aux2) loss = add(loss, mulScalar(add(crossEntropy(aux1, labels), crossEntropy(aux2, labels)), GoogLeNet.auxWeight));
-    return loss;
+    return { loss, logits };
   }
 }
