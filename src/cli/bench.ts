@@ -1,14 +1,90 @@
-// `neuralign bench <suite>`: placeholder until the matmul benchmark lands.
-import { helpText, parseArgs, type FlagSpec } from './args.js';
+// `neuralign bench <suite>`: runs a benchmark suite from bench/ and writes its results as JSON.
+// The suites live in bench/ (not here) so they can be read and changed beside their READMEs.
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { benchAssignment } from '../../bench/assignment.js';
+import { benchConv } from '../../bench/conv.js';
+import { benchMatmul } from '../../bench/matmul.js';
+import { MATMUL_VARIANTS, type MatmulVariant } from '../engine/index.js';
+import { UsageError, helpText, parseArgs, type FlagSpec } from './args.js';
 
-const spec = { help: { type: 'boolean', help: 'show this help' } } satisfies FlagSpec;
-export const benchHelp = helpText('neuralign bench matmul [options]', 'Benchmarks kernels.', spec);
+const spec = {
+  quick: { type: 'boolean', help: 'fewer sizes and repetitions (for CPU adapters)' },
+  json: { type: 'string', help: 'write results to this JSON file (default bench/results/<suite>-<backend>-<time>.json)' },
+  variants: { type: 'string', help: `kernel variants to time, comma-separated (matmul: ${MATMUL_VARIANTS.join(', ')})` },
+  reps: { type: 'number', help: 'timed runs per measurement (median reported)' },
+  sizes: { type: 'string', help: 'sizes, comma-separated (matmul: square sizes only, no model shapes; assignment: n)' },
+  'busy-wait': { type: 'boolean', help: "matmul: wait with stream.finish(), whose polling spins a core (the engine's wait today)" },
+  help: { type: 'boolean', help: 'show this help' },
+} satisfies FlagSpec;
+
+type Flags = ReturnType<typeof parseArgs<typeof spec>>['flags'];
+
+interface Suite {
+  what: string;
+  run: (flags: Flags, json: string) => Promise<unknown>;
+}
+
+function list(flags: Flags): string[] | undefined {
+  return flags.variants?.split(',').map((v) => v.trim()).filter(Boolean);
+}
+
+function sizes(flags: Flags): number[] | undefined {
+  const out = flags.sizes?.split(',').map(Number);
+  if (out?.some((n) => !Number.isInteger(n) || n < 1)) throw new UsageError(`--sizes needs positive integers, got '${flags.sizes}'`);
+  return out;
+}
+
+const suites: Record<string, Suite> = {
+  matmul: {
+    what: 'GFLOP/s of every matmul variant on square sizes and model shapes (bench/matmul.ts, bench/README.md)',
+    run: (flags, json) => {
+      const variants = list(flags);
+      for (const v of variants ?? []) {
+        if (!(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new UsageError(`unknown matmul variant '${v}'`);
+      }
+      return benchMatmul({
+        quick: flags.quick, json, reps: flags.reps, sizes: sizes(flags), busyWait: flags['busy-wait'],
+        variants: variants as MatmulVariant[] | undefined,
+      });
+    },
+  },
+  conv: {
+    what: 'GFLOP/s of conv2d forward and gradients on VGG16/ResNet32 layers (bench/conv.ts)',
+    run: (flags, json) =>
+      benchConv({ quick: flags.quick, json, runs: flags.reps, kernels: list(flags) as Parameters<typeof benchConv>[0]['kernels'] }),
+  },
+  assignment: {
+    what: 'linear assignment solver against scipy (bench/assignment.ts)',
+    run: (flags, json) => benchAssignment({ quick: flags.quick, json, reps: flags.reps, sizes: sizes(flags) }),
+  },
+};
+
+export const benchHelp = [
+  helpText('neuralign bench <suite> [options]', 'Benchmarks kernels: prints a table and writes JSON.', spec),
+  '',
+  'suites:',
+  ...Object.entries(suites).map(([name, s]) => `  ${name.padEnd(10)} ${s.what}`),
+  '',
+  'Environment: NEURALIGN_BACKEND=vulkan|opengles picks the Dawn backend; NEURALIGN_MATMUL=<variant>',
+  'forces the matmul kernel the engine uses (the matmul suite times every variant regardless).',
+].join('\n');
 
 export async function bench(argv: string[]): Promise<number> {
-  const { flags } = parseArgs(argv, spec);
+  const { flags, positionals } = parseArgs(argv, spec);
   if (flags.help) {
     console.log(benchHelp);
     return 0;
   }
-  throw new Error('no benchmark suites yet');
+  const [name, ...extra] = positionals;
+  if (!name) throw new UsageError('name a suite');
+  const suite = suites[name];
+  if (!suite) throw new UsageError(`unknown suite '${name}'`);
+  if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`);
+  const backend = process.env.NEURALIGN_BACKEND?.trim() || 'default';
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  const json = flags.json ?? join('bench', 'results', `${name}-${backend}-${stamp}.json`);
+  mkdirSync(dirname(json), { recursive: true });
+  await suite.run(flags, json);
+  return 0;
 }

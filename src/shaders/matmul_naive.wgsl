@@ -5,6 +5,7 @@
 // broadcast batch (batch_a = 0). C is contiguous [batch, M, N]. One invocation per output element,
 // 16x16 invocations per workgroup, workgroup z = batch. No tiling: this version exists to be read
 // and to check the tuned kernels against (see matmul.ts for the variants the engine picks from).
+// Limits: M, N below 16 * 65535 and batch at most 65535 (no grid folding, unlike the tuned ones).
 
 struct Params {
   M: u32, N: u32, K: u32, batch: u32,
