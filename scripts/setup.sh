@@ -49,7 +49,7 @@ apt_update() {
 probe_adapter() {
   local out status
   set +e
-  out=$(node dist/cli.js info --json 2>/dev/null)
+  out=$(node dist/cli.js info --json --no-tune 2>/dev/null)
   status=$?
   set -e
   if [ $status -eq 2 ]; then echo none; return; fi

@@ -3,7 +3,7 @@
 // trained by the engine's autodiff on a synthetic two-spirals problem (loss must fall).
 import {
   Tensor, add, backward, crossEntropy, eq, argmax, init, keep, manualSeed, matmul, mean, mulScalar,
-  noGrad, randn, relu, runtime, sub, tensor, tidy,
+  noGrad, randn, relu, runtime, sub, tensor, tidy, tuneMatmul,
 } from '../engine/index.js';
 import { helpText, parseArgs, type FlagSpec } from './args.js';
 
@@ -66,6 +66,8 @@ export async function demo(argv: string[]): Promise<number> {
   await init();
   const rt = runtime();
   console.log(`device: ${rt.info.description} via ${rt.info.backend} (${rt.info.featureLevel})`);
+  const tuned = await tuneMatmul();
+  console.log(`matmul kernel chosen by timing: ${tuned.choice}`);
   manualSeed(flags.seed);
 
   const err = await checkMatmul();

@@ -1,7 +1,7 @@
 // `neuralign eval`: loss and accuracy of a checkpoint on a test set. The data set, data folder and
 // batch size default to the checkpoint's training options, so evaluating a training checkpoint
 // repeats the last test evaluation of its run (on the full test set unless --test-subset).
-import { init } from '../engine/index.js';
+import { init, tuneMatmul } from '../engine/index.js';
 import { loadModel } from '../nn/checkpoint/model.js';
 import { DATASET_NAMES, DataError, DataLoader, loadDataset, subset } from '../nn/data/index.js';
 import { evaluate } from '../nn/evaluate.js';
@@ -34,6 +34,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   if (flags.dataset !== undefined && !DATASET_NAMES.includes(flags.dataset as never)) throw new UsageError(`--dataset '${flags.dataset}' is not one of ${DATASET_NAMES.join(', ')}`);
 
   await init();
+  await tuneMatmul();
   const { model, meta } = await loadModel(flags.checkpoint);
   try {
     const training = meta.training as { dataDir?: string; batchSize?: number };
