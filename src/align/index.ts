@@ -1,0 +1,15 @@
+// The paper's alignment machinery: permutation specs, activation statistics and correlation,
+// matching, and permutation application.
+export { solveAssignment, type Assignment, type AssignmentOptions } from './assignment.js';
+export { SpecBuilder, validateSpec, groupOfLayer, type AxisMember, type PermutationGroup, type AlignedLayer, type AuxiliaryForward, type PermutationSpec } from './spec.js';
+export { permutationSpec, mlpSpec, tinyTenSpec, vgg16Spec, resnet32Spec, googLeNetSpec } from './specs.js';
+export { CrossStatistics, CORRELATION_EPS, SUBSAMPLE_ABOVE_WIDTH, samplesByUnits, subsample2 } from './statistics.js';
+export { collectActivations, withAlignmentMode, type ActivationOptions } from './activations.js';
+export {
+  checkPermutation, identityPermutation, invertPermutation, composePermutations, axisIndices, permuteStateDict, disposeStateDict, randomPermutations,
+  type Permutations,
+} from './permute.js';
+export {
+  alignModels, layerCorrelations, matchGroups, layerReports, meanMatchedCorrelation, defaultSolver,
+  type AlignmentData, type CorrelationOptions, type LayerCorrelations, type AssignmentSolver, type LayerReport, type AlignOptions, type AlignResult,
+} from './align.js';

@@ -1,0 +1,70 @@
+// Shared by the align tests: small instances of every architecture, random BN vectors and biases
+// (at initialization they are constants, which any permutation leaves unchanged), and the
+// relative measure used to compare outputs.
+import * as E from '../../src/engine/index.js';
+import { Dropout } from '../../src/nn/layers/pool.js';
+import { GoogLeNet, MLP, ResNet32, TinyTen, VGG16 } from '../../src/nn/models/index.js';
+import { copyInto, type Module } from '../../src/nn/module.js';
+import { rng } from '../helpers.js';
+
+export const ARCHITECTURES = ['mlp', 'tinyten', 'resnet32', 'vgg16', 'googlenet'] as const;
+export type Architecture = (typeof ARCHITECTURES)[number];
+
+/** Small widths so a forward takes well under a second on llvmpipe. */
+export function smallModel(name: Architecture, seed: number, numClasses = 7): Module {
+  const config = { inChannels: 3, numClasses, seed };
+  switch (name) {
+    case 'mlp':
+      return new MLP({ inFeatures: 3 * 32 * 32, hidden: [23, 17], numClasses, seed });
+    case 'tinyten':
+      return new TinyTen({ ...config, width: 0.5 });
+    case 'resnet32':
+      return new ResNet32({ ...config, width: 0.5 });
+    case 'vgg16':
+      return new VGG16({ ...config, width: 0.125 });
+    case 'googlenet':
+      return new GoogLeNet({ ...config, width: 0.125 });
+  }
+}
+
+/**
+ * Replaces every tensor with random values: conv and linear weights N(0, 2 / fan_in) (He: keeps
+ * activations of order 1 through the depth, so every layer shows in the logits; GoogLeNet's own
+ * N(0, 0.01^2) makes eval-mode logits nearly constant); BN weights and running variances uniform
+ * in [0.5, 1.5]; biases, BN biases and running means uniform in [-0.3, 0.3].
+ */
+export function randomizeWeights(model: Module, seed: number): void {
+  const random = rng(seed);
+  const generator = new E.Generator(seed);
+  E.noGrad(() => {
+    for (const [name, t] of model.stateDict()) {
+      if (t.dtype !== 'f32') continue;
+      let fresh: E.Tensor;
+      if (t.rank >= 2) fresh = E.randn(t.shape, 0, Math.sqrt(2 / (t.size / t.shape[0]!)), { generator });
+      else {
+        const positive = name.endsWith('.weight') || name.endsWith('running_var');
+        fresh = E.tensor(Float32Array.from({ length: t.size }, () => (positive ? 0.5 + random() : 0.6 * random() - 0.3)), t.shape);
+      }
+      copyInto(t, fresh);
+      fresh.dispose();
+    }
+  });
+}
+
+/** Training mode with dropout off: batch-norm batch statistics, a deterministic function. */
+export function trainWithoutDropout(model: Module): void {
+  model.train();
+  for (const [, m] of model.namedModules()) if (m instanceof Dropout) m.training = false;
+}
+
+/** max |a - b| / max |b|: a difference relative to the output's scale, not to each entry. */
+export function relativeMaxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return Number.isNaN(diff) || a.length !== b.length ? Infinity : diff / scale;
+}
+
