@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { benchAssignment } from '../../bench/assignment.js';
 import { benchConv } from '../../bench/conv.js';
 import { benchMatmul } from '../../bench/matmul.js';
+import { benchTrainStep } from '../../bench/train-step.js';
 import { MATMUL_VARIANTS, type MatmulVariant } from '../engine/index.js';
 import { UsageError, helpText, parseArgs, type FlagSpec } from './args.js';
 
@@ -53,6 +54,10 @@ const suites: Record<string, Suite> = {
     what: 'GFLOP/s of conv2d forward and gradients on VGG16/ResNet32 layers (bench/conv.ts)',
     run: (flags, json) =>
       benchConv({ quick: flags.quick, json, runs: flags.reps, kernels: list(flags) as Parameters<typeof benchConv>[0]['kernels'] }),
+  },
+  'train-step': {
+    what: 'a full training step of each model at batch 128: images/s and peak pool memory (bench/train-step.ts)',
+    run: (flags, json) => benchTrainStep({ quick: flags.quick, json, reps: flags.reps }),
   },
   assignment: {
     what: 'linear assignment solver against scipy (bench/assignment.ts)',

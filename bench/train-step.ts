@@ -1,0 +1,69 @@
+// Training-step benchmark: one full step (forward, cross-entropy, backward, fused SGD update) of
+// each of the paper's models on a random batch of 32x32 images, in images per second, and the
+// buffer pool's peak memory. Timed to queue completion (`stream.finish()`), median of a few steps
+// after one warm-up step (which also compiles the pipelines). Batch 128 as the paper trains
+// (quick: batch 16, and VGG16 and GoogLeNet at width 0.25, for CPU adapters).
+import { writeFileSync } from 'node:fs';
+import { backward, crossEntropy, init, keep, randn, runtime, tensor, tidy, tuneMatmul } from '../src/engine/index.js';
+import { GoogLeNet } from '../src/nn/models/googlenet.js';
+import { MODEL_NAMES, createModel, type ModelName } from '../src/nn/models/index.js';
+import { SGD } from '../src/nn/optim.js';
+import { median } from '../src/engine/tune.js';
+
+export interface TrainStepOptions {
+  quick: boolean;
+  json?: string;
+  reps?: number;
+  models?: ModelName[];
+}
+
+export async function benchTrainStep(opts: TrainStepOptions): Promise<unknown> {
+  await init();
+  const rt = runtime();
+  const matmul = await tuneMatmul();
+  const batch = opts.quick ? 16 : 128;
+  const reps = opts.reps ?? (opts.quick ? 2 : 5);
+  const models = opts.models ?? MODEL_NAMES.filter((m) => m !== 'mlp');
+  console.log(`training step on ${rt.info.description} (${rt.info.backend}); matmul kernel ${matmul.choice}; batch ${batch}, median of ${reps}`);
+  console.log(`${'model'.padEnd(10)} ${'width'.padStart(5)} ${'params'.padStart(10)} ${'ms/step'.padStart(9)} ${'images/s'.padStart(9)} ${'peak MiB'.padStart(9)}`);
+  const rows = [];
+  for (const name of models) {
+    const width = opts.quick && (name === 'vgg16' || name === 'googlenet') ? 0.25 : 1;
+    const model = createModel(name, { inChannels: 3, numClasses: 10, width, seed: 1 });
+    const optimizer = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
+    const x = keep(randn([batch, 3, 32, 32]));
+    const y = keep(tensor(Int32Array.from({ length: batch }, (_, i) => i % 10), [batch], 'i32'));
+    const step = () =>
+      tidy(() => {
+        const loss = model instanceof GoogLeNet ? model.lossAndLogits(x, y).loss : crossEntropy(model.forward(x), y);
+        backward(loss);
+        optimizer.step();
+        optimizer.zeroGrad();
+      });
+    step();
+    await rt.stream.finish();
+    rt.pool.resetPeak();
+    const times: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const t0 = performance.now();
+      step();
+      await rt.stream.finish();
+      times.push(performance.now() - t0);
+    }
+    const ms = median(times);
+    const peak = rt.pool.getStats().peakAllocated / 2 ** 20;
+    const row = { model: name, width, batch, params: model.parameterCount(), ms_per_step: ms, images_per_s: (batch * 1000) / ms, peak_pool_mib: peak };
+    rows.push(row);
+    console.log(
+      `${name.padEnd(10)} ${String(width).padStart(5)} ${String(row.params).padStart(10)} ${ms.toFixed(0).padStart(9)} ${row.images_per_s.toFixed(1).padStart(9)} ${peak.toFixed(0).padStart(9)}`,
+    );
+    optimizer.dispose();
+    model.dispose();
+    x.dispose();
+    y.dispose();
+    rt.pool.trim();
+  }
+  const report = { suite: 'train-step', device: rt.info, matmul: matmul.choice, quick: opts.quick, rows };
+  if (opts.json) writeFileSync(opts.json, JSON.stringify(report, null, 2));
+  return report;
+}
