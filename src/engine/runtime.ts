@@ -55,13 +55,20 @@ export async function shutdown(): Promise<void> {
   }
 }
 
-/** A WGSL kernel: its source and a name for errors and the pipeline cache. */
+/**
+ * A WGSL kernel: its source and a name for errors and the pipeline cache. WGSL has no include, so
+ * a kernel that uses shared functions (src/shaders/lib/) passes [library, ..., own source], which
+ * are joined in that order.
+ */
 export class Kernel {
+  readonly source: string;
   constructor(
     readonly name: string,
-    readonly source: string,
+    source: string | readonly string[],
     readonly entryPoint = 'main',
-  ) {}
+  ) {
+    this.source = typeof source === 'string' ? source : source.join('\n');
+  }
 
   pipeline(constants: Record<string, number> = {}): GPUComputePipeline {
     const rt = runtime();

@@ -52,16 +52,6 @@ override BILINEAR: bool = false;
 @group(0) @binding(1) var<storage, read> src: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-fn pcg(v: u32) -> u32 {
-  let state = v * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
-
-fn hash(counter: u32) -> u32 {
-  return pcg(pcg(counter) ^ pcg(params.seed + 0x9e3779b9u));
-}
-
 // Canvas pixel (y, x) of channel plane `plane` (= b * C + c) as a raw value in [0, 255]; 0 outside.
 fn canvas(plane: u32, y: i32, x: i32) -> f32 {
   let sy = y - i32(params.pad_top);
@@ -106,16 +96,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (params.crop_pad > 0u) {
     // torch.randint(0, 2 pad + 1): the top 24 bits scaled to the span, exact in integers.
     let span = 2u * params.crop_pad + 1u;
-    qy += i32(((hash(counter + 2u) >> 8u) * span) >> 24u) - i32(params.crop_pad);
-    qx += i32(((hash(counter + 3u) >> 8u) * span) >> 24u) - i32(params.crop_pad);
+    qy += i32(((counter_hash(params.seed, counter + 2u) >> 8u) * span) >> 24u) - i32(params.crop_pad);
+    qx += i32(((counter_hash(params.seed, counter + 3u) >> 8u) * span) >> 24u) - i32(params.crop_pad);
     inside = qy >= 0 && qx >= 0 && qy < i32(params.out_h) && qx < i32(params.out_w);
   }
   if (inside) {
-    if (params.flip != 0u && (hash(counter + 1u) >> 8u) < 0x800000u) {
+    if (params.flip != 0u && (counter_hash(params.seed, counter + 1u) >> 8u) < 0x800000u) {
       qx = i32(params.out_w) - 1 - qx;
     }
     if (params.degrees > 0.0) {
-      let u = f32(hash(counter) >> 8u) * (1.0 / 16777216.0);
+      let u = unit(counter_hash(params.seed, counter));
       let angle = radians(params.degrees * (2.0 * u - 1.0));
       let cs = cos(angle);
       let sn = sin(angle);

@@ -2,8 +2,8 @@
 //   keep(i) = u(offset + i) >= p,  u = the uniform in [0, 1) that random.wgsl's rand_uniform draws
 //   for counter offset + i under the same seed,  scale = 1 / (1 - p).
 // The mask is a pure function of (seed, offset, i), so it is never stored: the backward pass runs
-// this same kernel on the output gradient with the same seed and offset. The hash below must stay
-// identical to random.wgsl's (a test compares the mask with rand()).
+// this same kernel on the output gradient with the same seed and offset. Both this kernel and
+// random.wgsl take the hash from lib/counter_rng.wgsl (a test compares the mask with rand()).
 //
 // Layout: x and out contiguous arrays of params.n elements (any shape). One invocation per
 // element, 256 per workgroup, grid folded to 2-D when large.
@@ -20,26 +20,11 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-// random.wgsl: pcg, hash and unit.
-fn pcg(v: u32) -> u32 {
-  let state = v * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
-
-fn hash(counter: u32) -> u32 {
-  return pcg(pcg(counter) ^ pcg(params.seed + 0x9e3779b9u));
-}
-
-fn unit(h: u32) -> f32 {
-  return f32(h >> 8u) * (1.0 / 16777216.0);
-}
-
 @compute @workgroup_size(256)
 fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
   let i = (wid.y * nwg.x + wid.x) * 256u + lid;
   if (i >= params.n) { return; }
-  let keep = unit(hash(params.offset + i)) >= params.p;
+  let keep = unit(counter_hash(params.seed, params.offset + i)) >= params.p;
   out[i] = select(0.0, x[i] * params.scale, keep);
 }

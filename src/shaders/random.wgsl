@@ -2,7 +2,7 @@
 // computed with 32-bit integer hashing only, so the same seed gives the same bits on every
 // backend and every batch of workgroups (no sequential state on the GPU).
 //
-//   hash(c)  = pcg(pcg(c) ^ pcg(seed + 0x9e3779b9)), pcg = O'Neill's PCG-RXS-M-XS output permutation
+//   hash(c)  = counter_hash(seed, c) from lib/counter_rng.wgsl (prepended by the Kernel)
 //   uniform: out[i] = low + (high - low) * u,  u = (hash(offset + i) >> 8) / 2^24 in [0, 1)
 //            (a result rounded up to high is replaced by low)
 //   normal:  Box-Muller on h = hash(offset + i) and h2 = pcg(h ^ 0x85ebca6b):
@@ -24,20 +24,6 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 
-fn pcg(v: u32) -> u32 {
-  let state = v * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
-
-fn hash(counter: u32) -> u32 {
-  return pcg(pcg(counter) ^ pcg(params.seed + 0x9e3779b9u));
-}
-
-fn unit(h: u32) -> f32 {
-  return f32(h >> 8u) * (1.0 / 16777216.0);
-}
-
 @compute @workgroup_size(256)
 fn rand_uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
@@ -45,7 +31,7 @@ fn rand_uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= params.n) { return; }
   // u < 1, but float32 rounding of low + (high - low) u can still reach high (e.g. low = 1e6,
   // high = 1e6 + 1); such a value becomes low, as torch's uniform_ does, so out is in [low, high).
-  let v = params.a + (params.b - params.a) * unit(hash(params.offset + i));
+  let v = params.a + (params.b - params.a) * unit(counter_hash(params.seed, params.offset + i));
   out[i] = select(v, params.a, v >= params.b && params.b > params.a);
 }
 
@@ -54,7 +40,7 @@ fn rand_normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
           @builtin(local_invocation_index) lid: u32) {
   let i = (wid.y * nwg.x + wid.x) * 256u + lid;
   if (i >= params.n) { return; }
-  let h = hash(params.offset + i);
+  let h = counter_hash(params.seed, params.offset + i);
   let u1 = 1.0 - unit(h);              // (0, 1]: log(u1) is finite
   let u2 = unit(pcg(h ^ 0x85ebca6bu));
   let z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);

@@ -1,5 +1,6 @@
 // Making tensors: from CPU arrays (one queue.writeBuffer), or on the GPU (fill, arange, random).
 import fillWgsl from '../../shaders/fill.wgsl';
+import counterRngWgsl from '../../shaders/lib/counter_rng.wgsl';
 import randomWgsl from '../../shaders/random.wgsl';
 import { Kernel, grid1d, launch, runtime } from '../runtime.js';
 import { Tensor, setAllocationHook, sizeOf, type DType, type Shape } from '../tensor.js';
@@ -7,8 +8,8 @@ import { Tensor, setAllocationHook, sizeOf, type DType, type Shape } from '../te
 const fillKernel = new Kernel('fill', fillWgsl, 'fill');
 const arangeKernel = new Kernel('arange', fillWgsl, 'arange');
 const addIntKernel = new Kernel('add_i32', fillWgsl, 'add_i32');
-const uniformKernel = new Kernel('rand_uniform', randomWgsl, 'rand_uniform');
-const normalKernel = new Kernel('rand_normal', randomWgsl, 'rand_normal');
+const uniformKernel = new Kernel('rand_uniform', [counterRngWgsl, randomWgsl], 'rand_uniform');
+const normalKernel = new Kernel('rand_normal', [counterRngWgsl, randomWgsl], 'rand_normal');
 
 type NestedArray = number | readonly NestedArray[];
 

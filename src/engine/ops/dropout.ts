@@ -7,13 +7,14 @@
 // x.size counters of the generator; the backward pass reuses the same (seed, offset), so the
 // gradient sees the forward's mask without a stored mask tensor.
 import dropoutWgsl from '../../shaders/dropout.wgsl';
+import counterRngWgsl from '../../shaders/lib/counter_rng.wgsl';
 import { record } from '../autograd.js';
 import { Kernel, grid1d, launch } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import { Generator } from './creation.js';
 import { shapeString } from './util.js';
 
-const dropoutKernel = new Kernel('dropout', dropoutWgsl, 'dropout');
+const dropoutKernel = new Kernel('dropout', [counterRngWgsl, dropoutWgsl], 'dropout');
 
 /**
  * Used when no generator is given. The engine's default generator (manualSeed) is private to

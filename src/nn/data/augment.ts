@@ -3,10 +3,11 @@
 // the output size, augments (RandomAffine rotation, horizontal flip, RandomCrop with zero
 // padding, in torchvision's order) and normalizes ((x / 255 - mean) / std) each output pixel.
 import augmentWgsl from '../../shaders/augment.wgsl';
+import counterRngWgsl from '../../shaders/lib/counter_rng.wgsl';
 import { Kernel, Tensor, grid1d, launch, runtime } from '../../engine/index.js';
 import { DataError } from './errors.js';
 
-const augmentKernel = new Kernel('augment', augmentWgsl);
+const augmentKernel = new Kernel('augment', [counterRngWgsl, augmentWgsl]);
 
 /** Training augmentation; each part is off when left out. */
 export interface AugmentOptions {
