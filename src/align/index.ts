@@ -13,3 +13,7 @@ export {
   alignModels, layerCorrelations, matchGroups, layerReports, meanMatchedCorrelation, defaultSolver,
   type AlignmentData, type CorrelationOptions, type LayerCorrelations, type AssignmentSolver, type LayerReport, type AlignOptions, type AlignResult,
 } from './align.js';
+export { weightMatching, weightMatchingObjective, isRunningStatistic, type WeightMatchingOptions, type WeightMatchingResult, type SweepReport } from './weight-matching.js';
+export { repairInterpolation, repairableLayers, layerStatistics, REPAIR_STD_FLOOR, type RepairOptions, type ChannelStatistics } from './repair.js';
+export * from './interpolate.js';
+export * from './barrier.js';

@@ -1,11 +1,13 @@
 // Command dispatch, help, and the one place errors become a one-line message and an exit code:
 // 0 success, 1 failure, 2 no usable WebGPU adapter, 64 bad usage.
 import { NoAdapterError, shutdown } from '../engine/index.js';
+import { align, alignHelp } from './align.js';
 import { UsageError } from './args.js';
 import { bench, benchHelp } from './bench.js';
 import { demo, demoHelp } from './demo.js';
 import { evalCommand, evalHelp } from './eval.js';
 import { info, infoHelp } from './info.js';
+import { interpolate, interpolateHelp } from './interpolate.js';
 import { train, trainHelp } from './train.js';
 
 interface Command {
@@ -20,6 +22,8 @@ const commands: Record<string, Command> = {
   bench: { run: bench, help: benchHelp, summary: 'benchmark kernels (matmul), JSON output' },
   train: { run: train, help: trainHelp, summary: 'train a model (paper recipe), checkpoint every epoch, --resume' },
   eval: { run: evalCommand, help: evalHelp, summary: 'test loss and accuracy of a checkpoint' },
+  align: { run: align, help: alignHelp, summary: "permute B's units to match A's (neuron alignment), report correlations" },
+  interpolate: { run: interpolate, help: interpolateHelp, summary: 'loss and accuracy along (1-t) A + t B, BN re-estimated per t; barriers' },
 };
 
 function usage(): string {

@@ -1,0 +1,223 @@
+// `neuralign align`: aligns checkpoint B to checkpoint A (Tatro et al. 2020, "Neuron alignment";
+// or Git Re-Basin weight matching with --method weights) and writes the permuted B, a checkpoint
+// computing B's function with its units in A's order.
+// The correlations come from the first --samples training images of the checkpoints' data set,
+// in order, with the test transform (NeuronAlignment's `align` loader); the mean matched
+// correlation of every layer before and after is also measured on the test set, as the paper
+// reports it. The shared checkpoint-pair helpers here serve `neuralign interpolate` too.
+import { init, tuneMatmul } from '../engine/index.js';
+import { alignModels, disposeStateDict, layerCorrelations, layerReports, permutationSpec, type LayerReport, type Permutations } from '../align/index.js';
+import { weightMatching } from '../align/weight-matching.js';
+import { writeFileAtomic } from '../nn/checkpoint/atomic.js';
+import { decodeMetadata, loadInto, type CheckpointMetadata } from '../nn/checkpoint/model.js';
+import { loadSafetensors, saveSafetensors } from '../nn/checkpoint/safetensors.js';
+import { DataError, DataLoader, loadDataset, subset, type ImageDataset, type Split } from '../nn/data/index.js';
+import { createModel } from '../nn/models/index.js';
+import type { Module, StateDict } from '../nn/module.js';
+import { UsageError, helpText, parseArgs, type FlagSpec } from './args.js';
+
+export const ALIGN_METHODS = ['correlation', 'weights'] as const;
+
+const spec = {
+  a: { type: 'string', help: 'reference checkpoint A (required)' },
+  b: { type: 'string', help: 'checkpoint B to permute into A\'s unit order (required)' },
+  out: { type: 'string', help: 'where to write the aligned B checkpoint (required)' },
+  method: { type: 'string', help: "correlation (of activations, the paper's) or weights (Git Re-Basin weight matching, no data)", default: 'correlation' },
+  samples: { type: 'number', help: 'align on the first N training images, as many as the paper', default: 10000 },
+  'batch-size': { type: 'number', help: 'images per batch', default: 512 },
+  'pre-activation': { type: 'boolean', help: 'correlate BN outputs before the ReLU (default: post-activations, as the official code)' },
+  'test-subset': { type: 'number', help: 'measure the test-set correlations on the first N test images' },
+  'data-dir': { type: 'string', help: "data folder (default: checkpoint A's training data folder)" },
+  json: { type: 'string', help: 'write the report (permutations, per-layer correlations) to this JSON file' },
+  help: { type: 'boolean', help: 'show this help' },
+} satisfies FlagSpec;
+
+export const alignHelp = helpText(
+  'neuralign align --a A.safetensors --b B.safetensors --out B_aligned.safetensors [options]',
+  "Permutes B's hidden units into A's order: the matching that maximizes the correlation of matched activations\n" +
+    '(Tatro et al. 2020), or Git Re-Basin weight matching. Reports per-layer correlations on train and test.\n' +
+    "The aligned checkpoint computes B's function; interpolate A with it to see the barrier alignment removes.",
+  spec,
+);
+
+export function positiveInteger(value: number | undefined, flag: string): number | undefined {
+  if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new UsageError(`--${flag} needs a positive integer, got ${value}`);
+  return value;
+}
+
+/** A checkpoint's model (eval mode), its decoded metadata and its raw metadata strings. */
+export interface OpenCheckpoint {
+  path: string;
+  model: Module;
+  meta: CheckpointMetadata;
+  raw: Record<string, string>;
+}
+
+export async function openCheckpoint(path: string): Promise<OpenCheckpoint> {
+  const file = await loadSafetensors(path);
+  const meta = decodeMetadata(file.metadata, path);
+  const model = createModel(meta.model, meta.config);
+  try {
+    loadInto(model, { meta, tensors: file.tensors }, path);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { path, model: model.eval(), meta, raw: file.metadata };
+}
+
+function describe(meta: CheckpointMetadata): string {
+  const c = meta.config;
+  return `${meta.model} width ${c.width}, ${c.inChannels} channel(s), ${c.numClasses} classes, ${meta.dataset}`;
+}
+
+/**
+ * Throws unless A and B are the same architecture at the same size on the same data set (their
+ * initialization seeds may differ: that is the point), naming both and what differs.
+ */
+export function checkSamePair(a: OpenCheckpoint, b: OpenCheckpoint, verb: string): void {
+  const [ma, mb] = [a.meta, b.meta];
+  const diffs: string[] = [];
+  if (ma.model !== mb.model) diffs.push('architecture');
+  for (const key of ['width', 'inChannels', 'numClasses'] as const) if (ma.config[key] !== mb.config[key]) diffs.push(key);
+  if (ma.dataset !== mb.dataset) diffs.push('dataset');
+  if (diffs.length) {
+    throw new Error(`cannot ${verb} ${a.path} (${describe(ma)}) and ${b.path} (${describe(mb)}): they differ in ${diffs.join(', ')}`);
+  }
+}
+
+/** The checkpoint's data set split from --data-dir or its training folder, checked against the model. */
+export function checkpointData(meta: CheckpointMetadata, split: Split, dataDir: string | undefined): ImageDataset {
+  const training = meta.training as { dataDir?: string };
+  const data = loadDataset(meta.dataset, split, dataDir ?? training.dataDir);
+  if (data.shape[1] !== meta.config.inChannels || data.classes !== meta.config.numClasses) {
+    throw new DataError(`${data.name}: ${data.shape[1]}-channel images of ${data.classes} classes, the checkpoint's ${meta.model} takes ${meta.config.inChannels} channels and ${meta.config.numClasses} classes`);
+  }
+  return data;
+}
+
+/** The first `n` images of `data` (a DataError naming the flag when it has fewer). */
+export function firstImages(data: ImageDataset, n: number | undefined, flag: string): ImageDataset {
+  if (n === undefined) return data;
+  if (n > data.shape[0]) throw new DataError(`--${flag} ${n}: ${data.name} has ${data.shape[0]} images`);
+  return subset(data, 0, n);
+}
+
+export async function writeJson(path: string, value: unknown): Promise<void> {
+  await writeFileAtomic(path, [new TextEncoder().encode(`${JSON.stringify(value, null, 1)}\n`)]);
+}
+
+const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+
+interface LayerRow {
+  layer: string;
+  group: string;
+  units: number;
+  train: Omit<LayerReport, 'layer' | 'group' | 'units'>;
+  test: Omit<LayerReport, 'layer' | 'group' | 'units'>;
+}
+
+function table(rows: LayerRow[]): string {
+  const f = (x: number) => x.toFixed(4);
+  const header = ['layer', 'units', 'train before', 'train after', 'test before', 'test after', 'dead A/B'];
+  const body = rows.map((r) => [r.layer, String(r.units), f(r.train.before), f(r.train.after), f(r.test.before), f(r.test.after), `${r.train.deadA}/${r.train.deadB}`]);
+  body.push(['mean', '', ...(['train', 'test'] as const).flatMap((s) => [f(mean(rows.map((r) => r[s].before))), f(mean(rows.map((r) => r[s].after)))]), '']);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(header), ...body.map(line)].join('\n');
+}
+
+export async function align(argv: string[]): Promise<number> {
+  const { flags, positionals } = parseArgs(argv, spec);
+  if (flags.help) {
+    console.log(alignHelp);
+    return 0;
+  }
+  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  for (const name of ['a', 'b', 'out'] as const) if (!flags[name]) throw new UsageError(`--${name} FILE is required`);
+  const method = flags.method as string;
+  if (!ALIGN_METHODS.includes(method as never)) throw new UsageError(`--method '${method}' is not one of ${ALIGN_METHODS.join(', ')}`);
+  const samples = positiveInteger(flags.samples, 'samples')!;
+  const batchSize = positiveInteger(flags['batch-size'], 'batch-size')!;
+  const testSubset = positiveInteger(flags['test-subset'], 'test-subset');
+  const preActivation = flags['pre-activation'];
+
+  await init();
+  await tuneMatmul();
+  const start = performance.now();
+  const a = await openCheckpoint(flags.a!);
+  let b: OpenCheckpoint | null = null;
+  try {
+    b = await openCheckpoint(flags.b!);
+    checkSamePair(a, b, 'align');
+    const train = checkpointData(a.meta, 'train', flags['data-dir']);
+    const alignSet = subset(train, 0, Math.min(samples, train.shape[0]));
+    const test = firstImages(checkpointData(a.meta, 'test', flags['data-dir']), testSubset, 'test-subset');
+
+    // Correlation: matchings from activations on the alignment images (their per-layer report
+    // comes with them). Weights: matchings from the weights alone; the correlations before and
+    // after are still measured on the same images, for comparison.
+    let permutations: Permutations;
+    let state: StateDict;
+    let trainReports: LayerReport[] | null = null;
+    let images = 0;
+    let details: Record<string, unknown> = {};
+    if (method === 'correlation') {
+      ({ permutations, state, layers: trainReports, images } = await alignModels(a.model, b.model, new DataLoader(alignSet, { batchSize }), { preActivation }));
+    } else {
+      const matched = await weightMatching(a.model.stateDict(), b.model.stateDict(), permutationSpec(a.model));
+      ({ permutations, state } = matched);
+      details = { weightMatching: { iterations: matched.iterations, converged: matched.converged, objective: matched.objective } };
+    }
+    try {
+      if (!trainReports) {
+        const correlations = await layerCorrelations(a.model, b.model, new DataLoader(alignSet, { batchSize }), { preActivation });
+        trainReports = layerReports(correlations, permutations);
+        images = correlations.images;
+      }
+      const testCorrelations = await layerCorrelations(a.model, b.model, new DataLoader(test, { batchSize }), { preActivation });
+      const testReports = layerReports(testCorrelations, permutations);
+      const rows: LayerRow[] = trainReports.map((l, i) => {
+        const { layer, group, units, ...train } = l;
+        const { layer: _l, group: _g, units: _u, ...onTest } = testReports[i]!;
+        return { layer, group, units, train, test: onTest };
+      });
+      const perms = Object.fromEntries([...permutations].map(([g, p]) => [g, [...p]]));
+      const alignment = { method, reference: a.path, referenceSeed: a.meta.seed, samples: images, preActivation, permutations: perms };
+      await saveSafetensors(flags.out!, state, { ...b.raw, alignment: JSON.stringify(alignment) });
+
+      const summary = (split: 'train' | 'test') => ({ before: mean(rows.map((r) => r[split].before)), after: mean(rows.map((r) => r[split].after)) });
+      const how = method === 'correlation' ? `on ${alignSet.name}, ${images} images` : `by weight matching (${(details.weightMatching as { iterations: number }).iterations} sweeps); correlations on ${alignSet.name}, ${images} images`;
+      console.log(`aligned ${b.path} to ${a.path} (${describe(a.meta)}) ${how}; test correlations on ${test.name}, ${testCorrelations.images} images`);
+      console.log(table(rows));
+      console.log(`wrote ${flags.out}`);
+      if (flags.json) {
+        await writeJson(flags.json, {
+          command: 'align',
+          a: a.path,
+          b: b.path,
+          out: flags.out,
+          model: a.meta.model,
+          config: { inChannels: a.meta.config.inChannels, numClasses: a.meta.config.numClasses, width: a.meta.config.width },
+          seeds: { a: a.meta.seed, b: b.meta.seed },
+          dataset: a.meta.dataset,
+          method,
+          preActivation,
+          images: { train: images, test: testCorrelations.images },
+          summary: { train: summary('train'), test: summary('test') },
+          layers: rows,
+          permutations: perms,
+          ...details,
+          seconds: (performance.now() - start) / 1000,
+        });
+        console.log(`wrote ${flags.json}`);
+      }
+    } finally {
+      disposeStateDict(state);
+    }
+    return 0;
+  } finally {
+    a.model.dispose();
+    b?.model.dispose();
+  }
+}
