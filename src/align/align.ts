@@ -211,6 +211,9 @@ export interface AlignResult {
   /** B's state dict with the permutations applied (new kept tensors: the caller disposes them). */
   state: StateDict;
   images: number;
+  /** Wall time of the activation statistics (both networks' forward passes, the correlation
+   * matrices read back) and of the assignment solves. */
+  seconds: { statistics: number; assignment: number };
   /** With keepCorrelations: the matrices and stds the matching used. */
   correlations?: LayerCorrelations;
 }
@@ -220,12 +223,15 @@ export interface AlignResult {
  * permuted state dict (load it into a model of B's architecture: it computes B's function).
  */
 export async function alignModels(modelA: Module, modelB: Module, data: AlignmentData, opts: AlignOptions = {}): Promise<AlignResult> {
+  const start = performance.now();
   const correlations = await layerCorrelations(modelA, modelB, data, opts);
+  const statistics = (performance.now() - start) / 1000;
   const { spec, matrices, images } = correlations;
   const permutations = matchGroups(spec, matrices, opts.solver);
+  const assignment = (performance.now() - start) / 1000 - statistics;
   const layers = layerReports(correlations, permutations);
   const state = permuteStateDict(modelB.stateDict(), spec, permutations);
-  const result: AlignResult = { spec, permutations, layers, state, images };
+  const result: AlignResult = { spec, permutations, layers, state, images, seconds: { statistics, assignment } };
   if (opts.keepCorrelations) result.correlations = correlations;
   return result;
 }

@@ -163,7 +163,10 @@ export async function align(argv: string[]): Promise<number> {
     let images = 0;
     let details: Record<string, unknown> = {};
     if (method === 'correlation') {
-      ({ permutations, state, layers: trainReports, images } = await alignModels(a.model, b.model, new DataLoader(alignSet, { batchSize }), { preActivation }));
+      let seconds: { statistics: number; assignment: number };
+      ({ permutations, state, layers: trainReports, images, seconds } = await alignModels(a.model, b.model, new DataLoader(alignSet, { batchSize }), { preActivation }));
+      details = { timing: seconds };
+      console.log(`activation statistics ${seconds.statistics.toFixed(1)} s, assignment ${seconds.assignment.toFixed(2)} s`);
     } else {
       const matched = await weightMatching(a.model.stateDict(), b.model.stateDict(), permutationSpec(a.model));
       ({ permutations, state } = matched);
