@@ -152,11 +152,11 @@ export interface PathEvaluationOptions {
  * Test loss and accuracy at each t: `load(t)` sets the model's weights to the path's point, BN is
  * re-estimated (unless `bn` is null), then `evaluate`.
  */
-export async function evaluatePath(model: Module, ts: readonly number[], load: (t: number) => void, opts: PathEvaluationOptions): Promise<PathPoint[]> {
+export async function evaluatePath(model: Module, ts: readonly number[], load: (t: number) => void | Promise<void>, opts: PathEvaluationOptions): Promise<PathPoint[]> {
   const out: PathPoint[] = [];
   for (const t of ts) {
     const start = performance.now();
-    load(t);
+    await load(t);
     const bn = opts.bn ? await recomputeBatchNorm(model, opts.bn, { batches: opts.bnBatches }) : { images: 0 };
     const result = await evaluate(model, opts.test);
     const point = { t, ...result, bnImages: bn.images, seconds: (performance.now() - start) / 1000 };

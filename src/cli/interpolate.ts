@@ -5,7 +5,9 @@
 // `neuralign align`) to see what alignment does to the barrier.
 import { init, tuneMatmul } from '../engine/index.js';
 import { barrierSummary, type BarrierSummary } from '../align/barrier.js';
-import { batchNormLayers, evaluateLine, linspace, type PathPoint } from '../align/interpolate.js';
+import { batchNormLayers, evaluatePath, interpolateInto, linspace, type PathPoint } from '../align/interpolate.js';
+import { disposeStateDict } from '../align/permute.js';
+import { repairInterpolation, repairableLayers } from '../align/repair.js';
 import { CIFAR_AUGMENT, DataLoader } from '../nn/data/index.js';
 import { paperDefaults } from '../nn/train-run.js';
 import { UsageError, helpText, parseArgs, type FlagSpec } from './args.js';
@@ -21,6 +23,8 @@ const spec = {
   'test-subset': { type: 'number', help: 'evaluate on the first N test images' },
   'batch-size': { type: 'number', help: "batch size (default: checkpoint A's training batch size)" },
   'no-augment': { type: 'boolean', help: "re-estimate batch norm on unaugmented images (default: augmented as A was trained, the paper's train loader)" },
+  repair: { type: 'boolean', help: 'REPAIR (Jordan et al. 2023) at every t: rescale each layer\'s channel statistics to the endpoints\' interpolation (for networks without batch norm; replaces BN re-estimation)' },
+  'repair-samples': { type: 'number', help: 'training images REPAIR measures statistics on', default: 5000 },
   'no-bn-reset': { type: 'boolean', help: 'keep the interpolated running statistics instead of re-estimating them (the naive baseline)' },
   'data-dir': { type: 'string', help: "data folder (default: checkpoint A's training data folder)" },
   help: { type: 'boolean', help: 'show this help' },
@@ -63,7 +67,9 @@ export async function interpolate(argv: string[]): Promise<number> {
   const trainSubset = positiveInteger(flags['train-subset'], 'train-subset');
   const testSubset = positiveInteger(flags['test-subset'], 'test-subset');
   const batchFlag = positiveInteger(flags['batch-size'], 'batch-size');
-  const bnReset = !flags['no-bn-reset'];
+  const repair = flags.repair;
+  const bnReset = !flags['no-bn-reset'] && !repair;
+  const repairSamples = positiveInteger(flags['repair-samples'], 'repair-samples')!;
 
   await init();
   await tuneMatmul();
@@ -88,14 +94,27 @@ export async function interpolate(argv: string[]): Promise<number> {
     // The paper's train loader: shuffled, augmented as in training; the same images at every t.
     const bnLoader = train ? new DataLoader(train, { batchSize, shuffle: true, augment: augment ? CIFAR_AUGMENT : null, seed: 0 }) : null;
 
-    const bnWhat = !hasBatchNorm
+    if (repair && repairableLayers(net).length === 0) throw new UsageError(`--repair: no layer of ${a.meta.model} can be repaired`);
+    // REPAIR's statistics: the first training images, test transform, the same at every t.
+    const repairLoader = repair
+      ? new DataLoader(firstImages(checkpointData(a.meta, 'train', flags['data-dir']), repairSamples, 'repair-samples'), { batchSize })
+      : null;
+    const stateA = a.model.stateDict();
+    const stateB = b.model.stateDict();
+    const load = repairLoader
+      ? async (t: number) => disposeStateDict(await repairInterpolation(a.model, b.model, t, repairLoader, { workspace: net }))
+      : (t: number) => interpolateInto(net, stateA, stateB, t);
+
+    const bnWhat = repair
+      ? `REPAIR at each t on the first ${repairLoader!.dataset.shape[0]} training images`
+      : !hasBatchNorm
       ? 'no batch norm'
       : !bnReset
         ? 'batch norm: interpolated running statistics (no re-estimation)'
         : `batch norm re-estimated at each t on ${train!.name} (${Math.min(bnLoader!.length, bnBatches ?? Infinity)} batches of ${batchSize}, ${augment ? 'augmented' : 'not augmented'})`;
     console.log(`interpolating ${a.path} -> ${b.path} (${a.meta.model} on ${a.meta.dataset}) at ${points} points; ${bnWhat}; test on ${test.name}`);
     console.log(`${'t'.padStart(6)}  ${'loss'.padStart(8)}  ${'accuracy'.padStart(8)}  ${'seconds'.padStart(7)}`);
-    const path: PathPoint[] = await evaluateLine(net, a.model.stateDict(), b.model.stateDict(), linspace(points), {
+    const path: PathPoint[] = await evaluatePath(net, linspace(points), load, {
       bn: bnLoader,
       bnBatches,
       test: new DataLoader(test, { batchSize }),
@@ -113,6 +132,7 @@ export async function interpolate(argv: string[]): Promise<number> {
         config: { inChannels: a.meta.config.inChannels, numClasses: a.meta.config.numClasses, width: a.meta.config.width },
         dataset: a.meta.dataset,
         path: 'line',
+        repair: repair ? { images: repairLoader!.dataset.shape[0] } : null,
         batchNorm: {
           present: hasBatchNorm,
           reset: hasBatchNorm && bnReset,

@@ -155,10 +155,24 @@ test('align: mismatched pairs and bad flags are refused in one line', async () =
   const p = await cli('interpolate', '--a', ckpt('mlp-1'), '--b', ckpt('mlp-2'), '--points', '1');
   assert.is(p.code, 64);
   assert.match(p.err, '--points needs an integer >= 2');
-  for (const [cmd, flags] of [['align', ['--a', '--b', '--out', '--method', '--samples', '--batch-size', '--pre-activation', '--data-dir', '--json']], ['interpolate', ['--points', '--json', '--bn-batches', '--test-subset', '--train-subset', '--no-augment']]] as const) {
+  for (const [cmd, flags] of [['align', ['--a', '--b', '--out', '--method', '--samples', '--batch-size', '--pre-activation', '--data-dir', '--json']], ['interpolate', ['--points', '--json', '--bn-batches', '--test-subset', '--train-subset', '--no-augment', '--repair']]] as const) {
     const help = await cli(cmd, '--help');
     for (const flag of flags) assert.ok(help.out.includes(flag), `${cmd} help mentions ${flag}`);
   }
+});
+
+test('interpolate --repair: REPAIR at every t keeps the endpoints and lowers the midpoint loss of an MLP line', async () => {
+  const [plainJson, repairJson] = [join(dir, 'plain.json'), join(dir, 'repair.json')];
+  const plain = await cli('interpolate', '--a', ckpt('mlp-1'), '--b', ckpt('mlp-2'), '--points', '3', '--json', plainJson);
+  assert.is(plain.code, 0, plain.err);
+  const r = await cli('interpolate', '--a', ckpt('mlp-1'), '--b', ckpt('mlp-2'), '--points', '3', '--repair', '--repair-samples', '100', '--json', repairJson);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /REPAIR at each t on the first 100 training images/);
+  const [p, q] = [readJson(plainJson), readJson(repairJson)];
+  assert.equal(q.repair, { images: 100 });
+  // At t = 0 and 1 the target statistics are the endpoint's own: REPAIR changes (almost) nothing.
+  for (const i of [0, 2]) assert.ok(Math.abs(q.points[i].loss - p.points[i].loss) <= 1e-4 * p.points[i].loss, `endpoint ${i}`);
+  assert.ok(q.points[1].loss < p.points[1].loss, `midpoint loss ${q.points[1].loss} (repaired) vs ${p.points[1].loss}`);
 });
 
 test('interpolate: TinyTen with BN re-estimated at every t writes one JSON point per t and the barriers', async () => {
