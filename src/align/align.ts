@@ -61,7 +61,7 @@ function* rawBatches(data: AlignmentData): Generator<[Tensor, boolean]> {
 }
 
 /** The batches of `data` cut to the first `samples` images; each is valid until the next. */
-function* inputs(data: AlignmentData, samples = Infinity): Generator<Tensor> {
+export function* inputs(data: AlignmentData, samples = Infinity): Generator<Tensor> {
   let seen = 0;
   if (samples <= 0) return;
   for (const [x, owned] of rawBatches(data)) {

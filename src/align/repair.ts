@@ -22,13 +22,13 @@
 // left out; repairableLayers lists the others. For batch-norm networks the usual repair is the BN
 // re-estimation of interpolate.ts (REPAIR's "reset BN"); folding into eval-mode BN is the
 // closed-form alternative for a fixed set of running statistics.
-import { Tensor, add, clone, keep, mean, mul, noGrad, reshape, runtime, slice, square, sub, sum, tensor, tidy } from '../engine/index.js';
+import { Tensor, add, clone, keep, mean, mul, noGrad, reshape, runtime, square, sub, sum, tensor, tidy } from '../engine/index.js';
 import { BatchNorm } from '../nn/layers/batchnorm.js';
 import { Conv2d } from '../nn/layers/conv.js';
 import { Linear } from '../nn/layers/linear.js';
 import { copyInto, type Module, type StateDict } from '../nn/module.js';
 import { collectActivations, withAlignmentMode } from './activations.js';
-import type { AlignmentData } from './align.js';
+import { inputs, type AlignmentData } from './align.js';
 import { interpolateInto } from './interpolate.js';
 import { disposeStateDict } from './permute.js';
 import type { AlignedLayer, PermutationSpec } from './spec.js';
@@ -225,40 +225,5 @@ class UnitStatistics {
     this.mean?.dispose();
     this.m2?.dispose();
     this.mean = this.m2 = null;
-  }
-}
-
-/**
- * The input batches of `data` cut to the first `samples` images (as alignModels reads them);
- * each is valid until the next is asked for.
- */
-function* inputs(data: AlignmentData, samples = Infinity): Generator<Tensor> {
-  let seen = 0;
-  if (samples <= 0) return;
-  for (const [x, owned] of rawBatches(data)) {
-    const n = x.shape[0]!;
-    const take = Math.min(n, samples - seen);
-    const cut = take === n ? x : noGrad(() => slice(x, [0], [take]));
-    try {
-      yield cut;
-    } finally {
-      if (cut !== x) cut.dispose();
-      if (owned) x.dispose();
-    }
-    seen += take;
-    if (seen >= samples) return;
-  }
-}
-
-/** Input batches of `data` and whether this module made them (and so disposes them). */
-function* rawBatches(data: AlignmentData): Generator<[Tensor, boolean]> {
-  if (Symbol.iterator in data) {
-    for (const x of data) yield [x, false];
-  } else {
-    for (let i = 0; i < data.length; i++) {
-      const { x, y } = data.batch(0, i);
-      y.dispose();
-      yield [x, true];
-    }
   }
 }

@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runCli } from '../../src/cli/main.js';
 import { loadSafetensors } from '../../src/nn/checkpoint/index.js';
 import { paperDefaults, runTraining } from '../../src/nn/train-run.js';
 import { setupEngine } from '../helpers.js';
+import { cli, type Result } from './run-cli.js';
 
 const test = suite('cli align/interpolate');
 let dir = '';
@@ -30,33 +30,6 @@ test.after(async () => {
   rmSync(dir, { recursive: true, force: true });
   await setupEngine(); // runCli destroyed the device; later test files get a fresh one
 });
-
-interface Result {
-  code: number;
-  out: string;
-  err: string;
-}
-
-/** runCli with console.log, console.error and process.stderr captured. */
-async function cli(...argv: string[]): Promise<Result> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const saved = { log: console.log, error: console.error, write: process.stderr.write };
-  console.log = (...a: unknown[]) => void out.push(`${a.join(' ')}\n`);
-  console.error = (...a: unknown[]) => void err.push(`${a.join(' ')}\n`);
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    err.push(String(chunk));
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await runCli(argv);
-    return { code, out: out.join(''), err: err.join('').replace(/^Warning: .*\n/gm, '') };
-  } finally {
-    console.log = saved.log;
-    console.error = saved.error;
-    process.stderr.write = saved.write;
-  }
-}
 
 const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
 

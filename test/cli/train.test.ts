@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ProgressReporter, formatDuration } from '../../src/cli/progress.js';
-import { runCli } from '../../src/cli/main.js';
 import { loadSafetensors, writeSafetensors } from '../../src/nn/checkpoint/index.js';
 import type { EpochLog } from '../../src/nn/train.js';
 import { setupEngine } from '../helpers.js';
+import { cli, type Result } from './run-cli.js';
 
 const test = suite('cli train/eval');
 let dir = '';
@@ -24,33 +24,6 @@ test.after(async () => {
   rmSync(dir, { recursive: true, force: true });
   await setupEngine(); // runCli destroyed the device; later test files get a fresh one
 });
-
-interface Result {
-  code: number;
-  out: string;
-  err: string;
-}
-
-/** runCli with console.log, console.error and process.stderr captured. */
-async function cli(...argv: string[]): Promise<Result> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const saved = { log: console.log, error: console.error, write: process.stderr.write };
-  console.log = (...a: unknown[]) => void out.push(`${a.join(' ')}\n`);
-  console.error = (...a: unknown[]) => void err.push(`${a.join(' ')}\n`);
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    err.push(String(chunk));
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await runCli(argv);
-    return { code, out: out.join(''), err: err.join('').replace(/^Warning: .*\n/gm, '') };
-  } finally {
-    console.log = saved.log;
-    console.error = saved.error;
-    process.stderr.write = saved.write;
-  }
-}
 
 /** The run failed with exit code 1 and one line 'neuralign CMD: ...' mentioning every part. */
 function assertOneLineError(r: Result, cmd: string, ...parts: string[]): void {
