@@ -14,7 +14,7 @@ import { loadSafetensors, saveSafetensors } from '../nn/checkpoint/safetensors.j
 import { DataError, DataLoader, loadDataset, subset, type ImageDataset, type Split } from '../nn/data/index.js';
 import { createModel } from '../nn/models/index.js';
 import type { Module, StateDict } from '../nn/module.js';
-import { UsageError, helpText, parseArgs, type FlagSpec } from './args.js';
+import { UsageError, helpText, parseArgs, positiveInteger, type FlagSpec } from './args.js';
 
 export const ALIGN_METHODS = ['correlation', 'weights'] as const;
 
@@ -40,10 +40,6 @@ export const alignHelp = helpText(
   spec,
 );
 
-export function positiveInteger(value: number | undefined, flag: string): number | undefined {
-  if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new UsageError(`--${flag} needs a positive integer, got ${value}`);
-  return value;
-}
 
 /** A checkpoint's model (eval mode), its decoded metadata and its raw metadata strings. */
 export interface OpenCheckpoint {

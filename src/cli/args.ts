@@ -40,6 +40,12 @@ export function parseArgs<S extends FlagSpec>(argv: readonly string[], spec: S):
   return { flags: flags as Flags<S>, positionals };
 }
 
+/** A numeric flag that must be a positive integer when given (a count, a size, a subset). */
+export function positiveInteger(value: number | undefined, flag: string): number | undefined {
+  if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new UsageError(`--${flag} needs a positive integer, got ${value}`);
+  return value;
+}
+
 export function helpText(usage: string, description: string, spec: FlagSpec): string {
   const lines = [`usage: ${usage}`, '', description, ''];
   const entries = Object.entries(spec);

@@ -5,7 +5,7 @@ import { init, tuneMatmul } from '../engine/index.js';
 import { loadModel } from '../nn/checkpoint/model.js';
 import { DATASET_NAMES, DataError, DataLoader, loadDataset, subset } from '../nn/data/index.js';
 import { evaluate } from '../nn/evaluate.js';
-import { UsageError, helpText, parseArgs, type FlagSpec } from './args.js';
+import { UsageError, helpText, parseArgs, positiveInteger, type FlagSpec } from './args.js';
 
 const spec = {
   checkpoint: { type: 'string', help: 'a checkpoint written by `neuralign train` (required)' },
@@ -27,10 +27,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   if (!flags.checkpoint) throw new UsageError('--checkpoint FILE is required');
-  const batchFlag = flags['batch-size'] as number | undefined;
-  if (batchFlag !== undefined && !(Number.isInteger(batchFlag) && batchFlag > 0)) throw new UsageError(`--batch-size needs a positive integer, got ${batchFlag}`);
-  const subsetFlag = flags['test-subset'] as number | undefined;
-  if (subsetFlag !== undefined && !(Number.isInteger(subsetFlag) && subsetFlag > 0)) throw new UsageError(`--test-subset needs a positive integer, got ${subsetFlag}`);
+  const batchFlag = positiveInteger(flags['batch-size'] as number | undefined, 'batch-size');
+  const subsetFlag = positiveInteger(flags['test-subset'] as number | undefined, 'test-subset');
   if (flags.dataset !== undefined && !DATASET_NAMES.includes(flags.dataset as never)) throw new UsageError(`--dataset '${flags.dataset}' is not one of ${DATASET_NAMES.join(', ')}`);
 
   await init();

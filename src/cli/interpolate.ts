@@ -10,8 +10,8 @@ import { disposeStateDict } from '../align/permute.js';
 import { repairInterpolation, repairableLayers } from '../align/repair.js';
 import { CIFAR_AUGMENT, DataLoader } from '../nn/data/index.js';
 import { paperDefaults } from '../nn/train-run.js';
-import { UsageError, helpText, parseArgs, type FlagSpec } from './args.js';
-import { checkSamePair, checkpointData, firstImages, openCheckpoint, positiveInteger, writeJson, type OpenCheckpoint } from './align.js';
+import { UsageError, helpText, parseArgs, positiveInteger, type FlagSpec } from './args.js';
+import { checkSamePair, checkpointData, firstImages, openCheckpoint, writeJson, type OpenCheckpoint } from './align.js';
 
 const spec = {
   a: { type: 'string', help: 'checkpoint at t = 0 (required)' },

@@ -6,7 +6,7 @@ import { DATASET_NAMES } from '../nn/data/index.js';
 import { MODEL_NAMES, type ModelName } from '../nn/models/index.js';
 import { TrainingDivergedError } from '../nn/train.js';
 import { SCHEDULE_NAMES, paperDefaults, resumeOptions, runTraining, savedOptions, type ScheduleName, type TrainingOptions } from '../nn/train-run.js';
-import { UsageError, helpText, parseArgs, type FlagSpec } from './args.js';
+import { UsageError, helpText, parseArgs, positiveInteger, type FlagSpec } from './args.js';
 import { ProgressReporter } from './progress.js';
 
 // Recipe flags have no parser default: an absent flag means "the paper's default" for a new run
@@ -47,10 +47,6 @@ function choice<T extends string>(value: string | undefined, names: readonly T[]
   return value as T;
 }
 
-function positiveInteger(value: number | undefined, flag: string): number | undefined {
-  if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new UsageError(`--${flag} needs a positive integer, got ${value}`);
-  return value;
-}
 
 function nonNegative(value: number | undefined, flag: string): number | undefined {
   if (value !== undefined && !(value >= 0)) throw new UsageError(`--${flag} needs a number >= 0, got ${value}`);
