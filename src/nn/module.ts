@@ -12,6 +12,8 @@ export abstract class Module {
   private readonly params = new Map<string, Tensor>();
   private readonly buffers = new Map<string, Tensor>();
   private readonly children = new Map<string, Module>();
+  /** Parameters substituted for this module's own during withParameters (by own name). */
+  private readonly overrides = new Map<string, Tensor>();
 
   abstract forward(x: Tensor, ...rest: unknown[]): Tensor;
 
@@ -36,14 +38,47 @@ export abstract class Module {
 
   /** This module's own parameter or buffer `name` (throws when absent). */
   protected tensor(name: string): Tensor {
-    const t = this.params.get(name) ?? this.buffers.get(name);
+    const t = this.overrides.get(name) ?? this.params.get(name) ?? this.buffers.get(name);
     if (!t) throw new Error(`${this.constructor.name} has no parameter or buffer '${name}'`);
     return t;
   }
 
   /** This module's own parameter `name`, or undefined (an optional bias). */
   protected optionalParameter(name: string): Tensor | undefined {
-    return this.params.get(name);
+    return this.overrides.get(name) ?? this.params.get(name);
+  }
+
+  /**
+   * Runs `fn` with some parameters replaced by other tensors, given by dotted name (as
+   * torch.func.functional_call): the forward pass then computes with those tensors, and backward
+   * sends their gradients to whatever they were computed from. This is how a curve's network at
+   * t runs on w(t) = sum_k c_k(t) w_k (src/align/curve.ts) without copying into the module. Every
+   * name must be a parameter of the tree, with its shape; the module's own tensors are untouched.
+   */
+  withParameters<T>(params: ReadonlyMap<string, Tensor>, fn: () => T): T {
+    const owners: Module[] = [];
+    let matched = 0;
+    for (const [prefix, m] of this.namedModules()) {
+      for (const [name, own] of m.params) {
+        const t = params.get(join(prefix, name));
+        if (!t) continue;
+        if (t.shape.length !== own.shape.length || t.shape.some((d, i) => d !== own.shape[i])) {
+          throw new Error(`withParameters: '${join(prefix, name)}' is [${t.shape.join(', ')}], the parameter [${own.shape.join(', ')}]`);
+        }
+        m.overrides.set(name, t);
+        matched++;
+      }
+      owners.push(m);
+    }
+    try {
+      if (matched !== params.size) {
+        const names = new Set(this.namedParameters().map(([n]) => n));
+        throw new Error(`withParameters: '${[...params.keys()].find((k) => !names.has(k))}' is not a parameter of ${this.constructor.name}`);
+      }
+      return fn();
+    } finally {
+      for (const m of owners) m.overrides.clear();
+    }
   }
 
   protected child<M extends Module>(name: string): M {
