@@ -77,7 +77,18 @@ export interface LoopOptions {
   onProgress?: (p: StepProgress) => void;
   /** Called after each epoch's evaluation; training waits for it (checkpoints are saved here). */
   onEpochEnd?: (log: EpochLog) => void | Promise<void>;
+  /**
+   * What a step minimizes (default: lossAndLogits of the model). A curve's objective runs the
+   * network at a t drawn for the step, adds the L2 term, and reports the cross-entropy alone
+   * (`logged`) as the step's training loss.
+   */
+  objective?: Objective;
+  /** The tensors checked for NaN after every epoch (default: the model's state dict). */
+  watch?: () => ReadonlyMap<string, Tensor>;
 }
+
+/** A step's loss to minimize, the logits that score accuracy, and the loss to log (default `loss`). */
+export type Objective = (batch: Batch, epoch: number, step: number) => { loss: Tensor; logits: Tensor; logged?: Tensor };
 
 /**
  * The training loss and the logits that score accuracy. GoogLeNet in training adds its auxiliary
@@ -94,8 +105,8 @@ export function lossAndLogits(model: Module, x: Tensor, y: Tensor): { loss: Tens
  * sum of |values| (non-finite exactly when a value is, barring a sum beyond 3e38) is copied into
  * one vector, read once.
  */
-export async function firstNonFinite(model: Module): Promise<string | null> {
-  const named = [...model.stateDict()].filter(([, t]) => t.dtype === 'f32' && t.size > 0);
+export async function firstNonFinite(model: Module | ReadonlyMap<string, Tensor>): Promise<string | null> {
+  const named = [...(model instanceof Map ? model : (model as Module).stateDict())].filter(([, t]) => t.dtype === 'f32' && t.size > 0);
   if (named.length === 0) return null;
   const sums = new Tensor([named.length], 'f32');
   const stream = runtime().stream;
@@ -117,14 +128,16 @@ export async function firstNonFinite(model: Module): Promise<string | null> {
  * count of correct predictions are copied into row `slot` of `window`. Returns the batch size.
  * Run it inside tidy(): the batch and the step's temporaries belong to the caller's scope.
  */
-export function trainStep(model: Module, optimizer: SGD, { x, y }: Batch, window: Tensor, slot: number): number {
+export function trainStep(model: Module, optimizer: SGD, batch: Batch, window: Tensor, slot: number, objective?: () => ReturnType<Objective>): number {
   const stream = runtime().stream;
-  const { loss, logits } = lossAndLogits(model, x, y);
+  const { y } = batch;
+  const out: ReturnType<Objective> = objective ? objective() : lossAndLogits(model, batch.x, y);
+  const { loss, logits, logged = loss } = out;
   backward(loss);
   noGrad(() => {
     optimizer.step();
     const hits = sum(eq(argmax(logits, 1), y));
-    stream.copy(loss.buffer, 0, window.buffer, slot * 8, 4);
+    stream.copy(logged.buffer, 0, window.buffer, slot * 8, 4);
     stream.copy(hits.buffer, 0, window.buffer, slot * 8 + 4, 4);
   });
   optimizer.zeroGrad();
@@ -151,7 +164,12 @@ export async function trainLoop(o: LoopOptions): Promise<EpochLog[]> {
       let images = 0;
       let sizes: number[] = []; // batch sizes of the steps in the window
       for (let i = 0; i < steps; i++) {
-        sizes.push(tidy(() => trainStep(model, optimizer, train.batch(e, i), window, sizes.length)));
+        sizes.push(
+          tidy(() => {
+            const batch = train.batch(e, i);
+            return trainStep(model, optimizer, batch, window, sizes.length, o.objective && (() => o.objective!(batch, e, i)));
+          }),
+        );
         if (sizes.length < window.shape[0]! && i + 1 < steps) continue;
         const values = new Float32Array(await stream.read(window.buffer, sizes.length * 8));
         const first = i + 1 - sizes.length; // 0-based step of slot 0
@@ -173,7 +191,7 @@ export async function trainLoop(o: LoopOptions): Promise<EpochLog[]> {
       const trainSeconds = (performance.now() - started) / 1000;
       // A NaN weight need not show in the loss (a ReLU maps NaN to 0 here, so the unit just dies):
       // check the weights themselves before they can reach a checkpoint.
-      const bad = await firstNonFinite(model);
+      const bad = await firstNonFinite(o.watch ? new Map(o.watch()) : model);
       if (bad) throw new TrainingDivergedError(`'${bad}' holds NaN or infinite values after epoch ${e + 1}: training diverged (try a smaller --lr)`, e + 1);
       const test = o.test ? await evaluate(model, o.test) : { loss: NaN, accuracy: NaN };
       if (o.test && !Number.isFinite(test.loss)) throw new TrainingDivergedError(`test loss is ${test.loss} after epoch ${e + 1}: training diverged`, e + 1);
