@@ -1,7 +1,11 @@
 // Barrier metrics of a path between two networks, as pure functions of the values sampled along
 // it (loss or accuracy at increasing positions t). The literature measures "how bad is the middle"
-// in incompatible ways (../shared/reference/alignment-peers.md, section 3), so each is computed
-// exactly as its source defines it and labelled with that source:
+// in incompatible ways: against the mean of the endpoint values or against the straight line
+// between them, at the worst point or only at the midpoint, on loss or on accuracy, on train or
+// test data, over 11, 25, 61 or 65 positions, with or without batch-norm statistics reset at each
+// point. Two numbers are comparable only when all of these agree (Entezari et al.'s own code, for
+// one, reports the midpoint accuracy drop rather than the paper's sup over the line), so each is
+// computed exactly as its source defines it and labelled with that source:
 //
 //   Entezari et al. 2022     max_t [L(t) - ((1-t) L(0) + t L(1))]   rise above the endpoints' line
 //   Git Re-Basin (2023)      max_t L(t) - (L(0) + L(1)) / 2           worst point over endpoint mean

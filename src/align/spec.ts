@@ -1,7 +1,7 @@
-// Permutation specs: which parameter axes share one permutation of hidden units (DESIGN.md, "A
-// permutation spec per architecture"). A spec is plain data read by every part of the paper's
-// pipeline: activation statistics (which activations to correlate), matching (which correlation
-// matrices define a group's permutation), permutation application, and later PAM.
+// Permutation specs: which parameter axes share one permutation of hidden units
+// (docs/ARCHITECTURE.md, "Permutation specs"). A spec is plain data read by every part of the
+// paper's pipeline: activation statistics (which activations to correlate), matching (which
+// correlation matrices define a group's permutation), permutation application, and later PAM.
 //
 // A group is a set of interchangeable hidden units: a conv's output channels (with its bias, its
 // BN's weight, bias and running statistics) and the next layer's input channels. Permuting every

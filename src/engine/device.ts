@@ -1,6 +1,6 @@
 // Finding a WebGPU adapter through Dawn's Node bindings and opening a device on it.
 //
-// Order of preference (DESIGN.md, "one backend code path"):
+// Order of preference (docs/ARCHITECTURE.md, "Device"):
 //   1. NEURALIGN_BACKEND=vulkan|opengles|opengl|metal|d3d12 forces one Dawn backend.
 //   2. Otherwise a core-feature-level adapter from Dawn's default backend (Vulkan on Linux, Metal,
 //      D3D12): a real GPU, or Mesa's lavapipe on a CPU-only machine with Mesa >= 24.

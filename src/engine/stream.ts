@@ -1,5 +1,5 @@
 // The command stream: every kernel launch is recorded into one shared command encoder and
-// submitted in chunks, never once per op (DESIGN.md, "Engine principles").
+// submitted in chunks, never once per op (docs/ARCHITECTURE.md, "The command stream").
 //
 //  - Dispatches go into one long compute pass; a buffer copy ends the pass (copies live outside
 //    passes) and the next dispatch opens a new one.

@@ -1,10 +1,11 @@
 // The training loop (paper section 5, endpoint training): SGD over shuffled, augmented batches,
 // a learning rate set per epoch from a schedule, an evaluation on the test set after each epoch.
 //
-// Data stays on the GPU (DESIGN.md): a step records forward, backward and the optimizer update
-// and reads nothing back. Each step copies its loss and its count of correct predictions into a
-// small window buffer [K, 2]; the window is read once every K steps (the log interval), which
-// gives the running loss for progress and finds a NaN or infinite loss at its exact step.
+// Data stays on the GPU (docs/ARCHITECTURE.md, "The command stream"): a step records forward,
+// backward and the optimizer update and reads nothing back. Each step copies its loss and its
+// count of correct predictions into a small window buffer [K, 2]; the window is read once every
+// K steps (the log interval), which gives the running loss for progress and finds a NaN or
+// infinite loss at its exact step.
 //
 // Everything random is a function of the seed and the epoch (the loader's order and augmentation)
 // or lives in the model's state (dropout generators), so a run is bit-for-bit reproducible and a
@@ -189,8 +190,8 @@ export async function trainLoop(o: LoopOptions): Promise<EpochLog[]> {
         o.onProgress?.({ epoch: e + 1, epochs: o.epochs, step: i + 1, steps, loss: lossSum / images, accuracy: correct / images, images, seconds });
       }
       const trainSeconds = (performance.now() - started) / 1000;
-      // A NaN weight need not show in the loss (a ReLU maps NaN to 0 here, so the unit just dies):
-      // check the weights themselves before they can reach a checkpoint.
+      // A NaN need not show in the loss (a batch-norm running statistic is not read in training
+      // mode): check the weights and buffers themselves before they can reach a checkpoint.
       const bad = await firstNonFinite(o.watch ? new Map(o.watch()) : model);
       if (bad) throw new TrainingDivergedError(`'${bad}' holds NaN or infinite values after epoch ${e + 1}: training diverged (try a smaller --lr)`, e + 1);
       const test = o.test ? await evaluate(model, o.test) : { loss: NaN, accuracy: NaN };
