@@ -61,8 +61,8 @@ export interface MatmulBenchOptions {
   warmup?: number;
   /** Skip a variant on a shape when its estimated run time exceeds this (s): keeps naive off 2048³. */
   maxRunSeconds?: number;
-  /** Wait for the queue with stream.finish() as the engine does today (dawn.node's polling spins a
-   * core meanwhile), instead of the stream's sleeping wait. */
+  /** Wait for the queue by awaiting Dawn's promise directly (dawn.node's polling spins a core
+   * meanwhile) instead of the stream's sleeping wait, the engine's default. */
   busyWait?: boolean;
   /** Writes the results here as JSON. */
   json?: string;

@@ -4,17 +4,16 @@
 // The correlations come from the first --samples training images of the checkpoints' data set,
 // in order, with the test transform (NeuronAlignment's `align` loader); the mean matched
 // correlation of every layer before and after is also measured on the test set, as the paper
-// reports it. The shared checkpoint-pair helpers here serve `neuralign interpolate` too.
-import { init, tuneMatmul } from '../engine/index.js';
+// reports it.
 import { alignModels, disposeStateDict, layerCorrelations, layerReports, permutationSpec, type LayerReport, type Permutations } from '../align/index.js';
 import { weightMatching } from '../align/weight-matching.js';
-import { writeFileAtomic } from '../nn/checkpoint/atomic.js';
-import { decodeMetadata, loadInto, type CheckpointMetadata } from '../nn/checkpoint/model.js';
-import { loadSafetensors, saveSafetensors } from '../nn/checkpoint/safetensors.js';
-import { DataError, DataLoader, loadDataset, subset, type ImageDataset, type Split } from '../nn/data/index.js';
-import { createModel } from '../nn/models/index.js';
-import type { Module, StateDict } from '../nn/module.js';
-import { UsageError, helpText, parseArgs, positiveInteger, type FlagSpec } from './args.js';
+import { saveSafetensors } from '../nn/checkpoint/safetensors.js';
+import { DataLoader, firstImages, subset } from '../nn/data/index.js';
+import type { StateDict } from '../nn/module.js';
+import { UsageError, positiveInteger, type FlagSpec, type Flags } from './args.js';
+import { checkSamePair, checkpointData, describeCheckpoint, openCheckpoint, type OpenCheckpoint } from './checkpoints.js';
+import { defineCommand } from './command.js';
+import { writeJson } from './output.js';
 
 export const ALIGN_METHODS = ['correlation', 'weights'] as const;
 
@@ -29,79 +28,7 @@ const spec = {
   'test-subset': { type: 'number', help: 'measure the test-set correlations on the first N test images' },
   'data-dir': { type: 'string', help: "data folder (default: checkpoint A's training data folder)" },
   json: { type: 'string', help: 'write the report (permutations, per-layer correlations) to this JSON file' },
-  help: { type: 'boolean', help: 'show this help' },
 } satisfies FlagSpec;
-
-export const alignHelp = helpText(
-  'neuralign align --a A.safetensors --b B.safetensors --out B_aligned.safetensors [options]',
-  "Permutes B's hidden units into A's order: the matching that maximizes the correlation of matched activations\n" +
-    '(Tatro et al. 2020), or Git Re-Basin weight matching. Reports per-layer correlations on train and test.\n' +
-    "The aligned checkpoint computes B's function; interpolate A with it to see the barrier alignment removes.",
-  spec,
-);
-
-
-/** A checkpoint's model (eval mode), its decoded metadata and its raw metadata strings. */
-export interface OpenCheckpoint {
-  path: string;
-  model: Module;
-  meta: CheckpointMetadata;
-  raw: Record<string, string>;
-}
-
-export async function openCheckpoint(path: string): Promise<OpenCheckpoint> {
-  const file = await loadSafetensors(path);
-  const meta = decodeMetadata(file.metadata, path);
-  const model = createModel(meta.model, meta.config);
-  try {
-    loadInto(model, { meta, tensors: file.tensors }, path);
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return { path, model: model.eval(), meta, raw: file.metadata };
-}
-
-function describe(meta: CheckpointMetadata): string {
-  const c = meta.config;
-  return `${meta.model} width ${c.width}, ${c.inChannels} channel(s), ${c.numClasses} classes, ${meta.dataset}`;
-}
-
-/**
- * Throws unless A and B are the same architecture at the same size on the same data set (their
- * initialization seeds may differ: that is the point), naming both and what differs.
- */
-export function checkSamePair(a: OpenCheckpoint, b: OpenCheckpoint, verb: string): void {
-  const [ma, mb] = [a.meta, b.meta];
-  const diffs: string[] = [];
-  if (ma.model !== mb.model) diffs.push('architecture');
-  for (const key of ['width', 'inChannels', 'numClasses'] as const) if (ma.config[key] !== mb.config[key]) diffs.push(key);
-  if (ma.dataset !== mb.dataset) diffs.push('dataset');
-  if (diffs.length) {
-    throw new Error(`cannot ${verb} ${a.path} (${describe(ma)}) and ${b.path} (${describe(mb)}): they differ in ${diffs.join(', ')}`);
-  }
-}
-
-/** The checkpoint's data set split from --data-dir or its training folder, checked against the model. */
-export function checkpointData(meta: CheckpointMetadata, split: Split, dataDir: string | undefined): ImageDataset {
-  const training = meta.training as { dataDir?: string };
-  const data = loadDataset(meta.dataset, split, dataDir ?? training.dataDir);
-  if (data.shape[1] !== meta.config.inChannels || data.classes !== meta.config.numClasses) {
-    throw new DataError(`${data.name}: ${data.shape[1]}-channel images of ${data.classes} classes, the checkpoint's ${meta.model} takes ${meta.config.inChannels} channels and ${meta.config.numClasses} classes`);
-  }
-  return data;
-}
-
-/** The first `n` images of `data` (a DataError naming the flag when it has fewer). */
-export function firstImages(data: ImageDataset, n: number | undefined, flag: string): ImageDataset {
-  if (n === undefined) return data;
-  if (n > data.shape[0]) throw new DataError(`--${flag} ${n}: ${data.name} has ${data.shape[0]} images`);
-  return subset(data, 0, n);
-}
-
-export async function writeJson(path: string, value: unknown): Promise<void> {
-  await writeFileAtomic(path, [new TextEncoder().encode(`${JSON.stringify(value, null, 1)}\n`)]);
-}
 
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
@@ -123,23 +50,15 @@ function table(rows: LayerRow[]): string {
   return [line(header), ...body.map(line)].join('\n');
 }
 
-export async function align(argv: string[]): Promise<number> {
-  const { flags, positionals } = parseArgs(argv, spec);
-  if (flags.help) {
-    console.log(alignHelp);
-    return 0;
-  }
-  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+async function run(flags: Flags<typeof spec>): Promise<number> {
   for (const name of ['a', 'b', 'out'] as const) if (!flags[name]) throw new UsageError(`--${name} FILE is required`);
-  const method = flags.method as string;
+  const method = flags.method;
   if (!ALIGN_METHODS.includes(method as never)) throw new UsageError(`--method '${method}' is not one of ${ALIGN_METHODS.join(', ')}`);
   const samples = positiveInteger(flags.samples, 'samples')!;
   const batchSize = positiveInteger(flags['batch-size'], 'batch-size')!;
   const testSubset = positiveInteger(flags['test-subset'], 'test-subset');
   const preActivation = flags['pre-activation'];
 
-  await init();
-  await tuneMatmul();
   const start = performance.now();
   const a = await openCheckpoint(flags.a!);
   let b: OpenCheckpoint | null = null;
@@ -187,7 +106,7 @@ export async function align(argv: string[]): Promise<number> {
 
       const summary = (split: 'train' | 'test') => ({ before: mean(rows.map((r) => r[split].before)), after: mean(rows.map((r) => r[split].after)) });
       const how = method === 'correlation' ? `on ${alignSet.name}, ${images} images` : `by weight matching (${(details.weightMatching as { iterations: number }).iterations} sweeps); correlations on ${alignSet.name}, ${images} images`;
-      console.log(`aligned ${b.path} to ${a.path} (${describe(a.meta)}) ${how}; test correlations on ${test.name}, ${testCorrelations.images} images`);
+      console.log(`aligned ${b.path} to ${a.path} (${describeCheckpoint(a.meta)}) ${how}; test correlations on ${test.name}, ${testCorrelations.images} images`);
       console.log(table(rows));
       console.log(`wrote ${flags.out}`);
       if (flags.json) {
@@ -220,3 +139,13 @@ export async function align(argv: string[]): Promise<number> {
     b?.model.dispose();
   }
 }
+
+export const align = defineCommand({
+  usage: 'neuralign align --a A.safetensors --b B.safetensors --out B_aligned.safetensors [options]',
+  description:
+    "Permutes B's hidden units into A's order: the matching that maximizes the correlation of matched activations\n" +
+    '(Tatro et al. 2020), or Git Re-Basin weight matching. Reports per-layer correlations on train and test.\n' +
+    "The aligned checkpoint computes B's function; interpolate A with it to see the barrier alignment removes.",
+  spec,
+  run,
+});

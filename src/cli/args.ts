@@ -5,7 +5,17 @@ export interface FlagSpec {
   [name: string]: { type: 'string' | 'number' | 'boolean'; help: string; default?: string | number | boolean };
 }
 
-export type Flags<S extends FlagSpec> = { [K in keyof S]: S[K]['type'] extends 'number' ? number : S[K]['type'] extends 'boolean' ? boolean : string | undefined };
+/**
+ * The parsed value of one flag: a boolean is always there (false when absent); a number or string
+ * is there when it has a default, and may be undefined otherwise.
+ */
+type FlagValue<F> = F extends { type: 'boolean' }
+  ? boolean
+  : F extends { type: 'number' }
+    ? F extends { default: number } ? number : number | undefined
+    : F extends { default: string } ? string : string | undefined;
+
+export type Flags<S extends FlagSpec> = { [K in keyof S]: FlagValue<S[K]> };
 
 export class UsageError extends Error {
   override name = 'UsageError';

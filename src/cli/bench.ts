@@ -7,7 +7,8 @@ import { benchConv } from '../../bench/conv.js';
 import { benchMatmul } from '../../bench/matmul.js';
 import { benchTrainStep } from '../../bench/train-step.js';
 import { MATMUL_VARIANTS, type MatmulVariant } from '../engine/index.js';
-import { UsageError, helpText, parseArgs, type FlagSpec } from './args.js';
+import { UsageError, type FlagSpec, type Flags as ParsedFlags } from './args.js';
+import { defineCommand } from './command.js';
 
 const spec = {
   quick: { type: 'boolean', help: 'fewer sizes and repetitions (for CPU adapters)' },
@@ -15,11 +16,10 @@ const spec = {
   variants: { type: 'string', help: `kernel variants to time, comma-separated (matmul: ${MATMUL_VARIANTS.join(', ')})` },
   reps: { type: 'number', help: 'timed runs per measurement (median reported)' },
   sizes: { type: 'string', help: 'sizes, comma-separated (matmul: square sizes only, no model shapes; assignment: n)' },
-  'busy-wait': { type: 'boolean', help: "matmul: wait with stream.finish(), whose polling spins a core (the engine's wait today)" },
-  help: { type: 'boolean', help: 'show this help' },
+  'busy-wait': { type: 'boolean', help: "matmul: await Dawn's promise directly, whose polling spins a core (default: the stream's sleeping wait)" },
 } satisfies FlagSpec;
 
-type Flags = ReturnType<typeof parseArgs<typeof spec>>['flags'];
+type Flags = ParsedFlags<typeof spec>;
 
 interface Suite {
   what: string;
@@ -65,22 +65,7 @@ const suites: Record<string, Suite> = {
   },
 };
 
-export const benchHelp = [
-  helpText('neuralign bench <suite> [options]', 'Benchmarks kernels: prints a table and writes JSON.', spec),
-  '',
-  'suites:',
-  ...Object.entries(suites).map(([name, s]) => `  ${name.padEnd(10)} ${s.what}`),
-  '',
-  'Environment: NEURALIGN_BACKEND=vulkan|opengles picks the Dawn backend; NEURALIGN_MATMUL=<variant>',
-  'forces the matmul kernel the engine uses (the matmul suite times every variant regardless).',
-].join('\n');
-
-export async function bench(argv: string[]): Promise<number> {
-  const { flags, positionals } = parseArgs(argv, spec);
-  if (flags.help) {
-    console.log(benchHelp);
-    return 0;
-  }
+async function run(flags: Flags, positionals: string[]): Promise<number> {
   const [name, ...extra] = positionals;
   if (!name) throw new UsageError('name a suite');
   const suite = suites[name];
@@ -93,3 +78,20 @@ export async function bench(argv: string[]): Promise<number> {
   await suite.run(flags, json);
   return 0;
 }
+
+export const bench = defineCommand({
+  usage: `neuralign bench ${Object.keys(suites).join('|')} [options]`,
+  description: 'Benchmarks kernels and training steps: prints a table and writes JSON.',
+  spec,
+  // Each suite starts the device itself; the matmul suite times every variant, not the tuned one.
+  device: false,
+  positionals: true,
+  epilog: [
+    'suites:',
+    ...Object.entries(suites).map(([name, s]) => `  ${name.padEnd(10)} ${s.what}`),
+    '',
+    'Environment: NEURALIGN_BACKEND=vulkan|opengles picks the Dawn backend; NEURALIGN_MATMUL=<variant>',
+    'forces the matmul kernel the engine uses (the matmul suite times every variant regardless).',
+  ].join('\n'),
+  run,
+});

@@ -6,7 +6,8 @@ import {
   Tensor, add, backward, crossEntropy, eq, argmax, init, keep, manualSeed, matmul, mean, mulScalar,
   noGrad, randn, relu, runtime, sub, tensor, tidy, tuneMatmul,
 } from '../engine/index.js';
-import { helpText, parseArgs, type FlagSpec } from './args.js';
+import type { FlagSpec, Flags } from './args.js';
+import { defineCommand } from './command.js';
 import { alignDemo, fashionMnistAvailable } from './demo-align.js';
 
 const spec = {
@@ -16,14 +17,7 @@ const spec = {
   epochs: { type: 'number', help: 'alignment stage: epochs of each MLP endpoint', default: 1 },
   points: { type: 'number', help: 'alignment stage: values of t on each straight line', default: 11 },
   out: { type: 'string', help: 'alignment stage: folder for the endpoint checkpoints (reused when present)', default: 'runs/demo' },
-  help: { type: 'boolean', help: 'show this help' },
 } satisfies FlagSpec;
-
-export const demoHelp = helpText(
-  'neuralign demo [--steps N] [--seed S] [--no-align] [--epochs N] [--points N] [--out DIR]',
-  'Checks the engine end to end (device, matmul against float64, MLP training by autodiff), then aligns two Fashion-MNIST MLPs and compares the straight lines A-B and A-P(B).',
-  spec,
-);
 
 /** Two interleaved spirals, `n` points per class, as in many autodiff tutorials. */
 function spirals(n: number, seed: number): { x: Float32Array; y: Int32Array } {
@@ -66,12 +60,7 @@ async function checkMatmul(): Promise<number> {
   return worst;
 }
 
-export async function demo(argv: string[]): Promise<number> {
-  const { flags } = parseArgs(argv, spec);
-  if (flags.help) {
-    console.log(demoHelp);
-    return 0;
-  }
+async function run(flags: Flags<typeof spec>): Promise<number> {
   const started = performance.now();
   await init();
   const rt = runtime();
@@ -140,7 +129,17 @@ export async function demo(argv: string[]): Promise<number> {
   let status = 0;
   if (flags['no-align']) console.log('alignment stage skipped (--no-align)');
   else if (!fashionMnistAvailable()) console.log(`alignment stage skipped: Fashion-MNIST not found (Debian: apt-get install dataset-fashion-mnist)`);
-  else status = await alignDemo({ out: flags.out ?? 'runs/demo', epochs: flags.epochs, points: flags.points });
+  else status = await alignDemo({ out: flags.out, epochs: flags.epochs, points: flags.points });
   console.log(`demo finished in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   return status;
 }
+
+export const demo = defineCommand({
+  usage: 'neuralign demo [--steps N] [--seed S] [--no-align] [--epochs N] [--points N] [--out DIR]',
+  description: 'Checks the engine end to end (device, matmul against float64, MLP training by autodiff), then aligns two Fashion-MNIST MLPs and compares the straight lines A-B and A-P(B).',
+  spec,
+  // The demo starts the device itself, to print it before the matmul timing and to count that
+  // time in its total.
+  device: false,
+  run,
+});

@@ -3,15 +3,16 @@
 // at every t on one pass of the training loader (src/align/interpolate.ts), and the barrier
 // metrics of the literature (src/align/barrier.ts). Run it on A, B and on A, P(B) (the output of
 // `neuralign align`) to see what alignment does to the barrier.
-import { init, tuneMatmul } from '../engine/index.js';
 import { barrierSummary, type BarrierSummary } from '../align/barrier.js';
 import { batchNormLayers, evaluatePath, interpolateInto, linspace, type PathPoint } from '../align/interpolate.js';
 import { disposeStateDict } from '../align/permute.js';
 import { repairInterpolation, repairableLayers } from '../align/repair.js';
-import { CIFAR_AUGMENT, DataLoader } from '../nn/data/index.js';
+import { CIFAR_AUGMENT, DataLoader, firstImages } from '../nn/data/index.js';
 import { paperDefaults } from '../nn/train-run.js';
-import { UsageError, helpText, parseArgs, positiveInteger, type FlagSpec } from './args.js';
-import { checkSamePair, checkpointData, firstImages, openCheckpoint, writeJson, type OpenCheckpoint } from './align.js';
+import { UsageError, positiveInteger, type FlagSpec, type Flags } from './args.js';
+import { checkSamePair, checkpointData, openCheckpoint, type OpenCheckpoint } from './checkpoints.js';
+import { defineCommand } from './command.js';
+import { writeJson } from './output.js';
 
 const spec = {
   a: { type: 'string', help: 'checkpoint at t = 0 (required)' },
@@ -27,15 +28,7 @@ const spec = {
   'repair-samples': { type: 'number', help: 'training images REPAIR measures statistics on', default: 5000 },
   'no-bn-reset': { type: 'boolean', help: 'keep the interpolated running statistics instead of re-estimating them (the naive baseline)' },
   'data-dir': { type: 'string', help: "data folder (default: checkpoint A's training data folder)" },
-  help: { type: 'boolean', help: 'show this help' },
 } satisfies FlagSpec;
-
-export const interpolateHelp = helpText(
-  'neuralign interpolate --a A.safetensors --b B.safetensors [--points 65] [--json out.json] [options]',
-  'Test loss and accuracy along (1 - t) A + t B with batch-norm statistics re-estimated at every t (Tatro et al. 2020,\n' +
-    'section 7), and the barrier metrics of Entezari et al., Git Re-Basin, REPAIR and Tatro et al.',
-  spec,
-);
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
@@ -53,15 +46,9 @@ function summaryLines(s: BarrierSummary): string[] {
   ];
 }
 
-export async function interpolate(argv: string[]): Promise<number> {
-  const { flags, positionals } = parseArgs(argv, spec);
-  if (flags.help) {
-    console.log(interpolateHelp);
-    return 0;
-  }
-  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+async function run(flags: Flags<typeof spec>): Promise<number> {
   for (const name of ['a', 'b'] as const) if (!flags[name]) throw new UsageError(`--${name} FILE is required`);
-  const points = flags.points as number;
+  const points = flags.points;
   if (!(Number.isInteger(points) && points >= 2)) throw new UsageError(`--points needs an integer >= 2, got ${points}`);
   const bnBatches = positiveInteger(flags['bn-batches'], 'bn-batches');
   const trainSubset = positiveInteger(flags['train-subset'], 'train-subset');
@@ -71,8 +58,6 @@ export async function interpolate(argv: string[]): Promise<number> {
   const bnReset = !flags['no-bn-reset'] && !repair;
   const repairSamples = positiveInteger(flags['repair-samples'], 'repair-samples')!;
 
-  await init();
-  await tuneMatmul();
   const start = performance.now();
   const opened: OpenCheckpoint[] = [];
   try {
@@ -153,3 +138,12 @@ export async function interpolate(argv: string[]): Promise<number> {
     for (const c of opened) c.model.dispose();
   }
 }
+
+export const interpolate = defineCommand({
+  usage: 'neuralign interpolate --a A.safetensors --b B.safetensors [--points 65] [--json out.json] [options]',
+  description:
+    'Test loss and accuracy along (1 - t) A + t B with batch-norm statistics re-estimated at every t (Tatro et al. 2020,\n' +
+    'section 7), and the barrier metrics of Entezari et al., Git Re-Basin, REPAIR and Tatro et al.',
+  spec,
+  run,
+});

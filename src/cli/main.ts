@@ -1,29 +1,24 @@
 // Command dispatch, help, and the one place errors become a one-line message and an exit code:
 // 0 success, 1 failure, 2 no usable WebGPU adapter, 64 bad usage.
 import { NoAdapterError, shutdown } from '../engine/index.js';
-import { align, alignHelp } from './align.js';
+import { align } from './align.js';
 import { UsageError } from './args.js';
-import { bench, benchHelp } from './bench.js';
-import { demo, demoHelp } from './demo.js';
-import { evalCommand, evalHelp } from './eval.js';
-import { info, infoHelp } from './info.js';
-import { interpolate, interpolateHelp } from './interpolate.js';
-import { train, trainHelp } from './train.js';
+import { bench } from './bench.js';
+import type { Command } from './command.js';
+import { demo } from './demo.js';
+import { evalCommand } from './eval.js';
+import { info } from './info.js';
+import { interpolate } from './interpolate.js';
+import { train } from './train.js';
 
-interface Command {
-  run: (argv: string[]) => Promise<number>;
-  help: string;
-  summary: string;
-}
-
-const commands: Record<string, Command> = {
-  info: { run: info, help: infoHelp, summary: 'show the WebGPU device and limits in use' },
-  demo: { run: demo, help: demoHelp, summary: 'check the engine end to end (what `npm start` runs)' },
-  bench: { run: bench, help: benchHelp, summary: 'benchmark kernels (matmul), JSON output' },
-  train: { run: train, help: trainHelp, summary: 'train a model (paper recipe), checkpoint every epoch, --resume' },
-  eval: { run: evalCommand, help: evalHelp, summary: 'test loss and accuracy of a checkpoint' },
-  align: { run: align, help: alignHelp, summary: "permute B's units to match A's (neuron alignment), report correlations" },
-  interpolate: { run: interpolate, help: interpolateHelp, summary: 'loss and accuracy along (1-t) A + t B, BN re-estimated per t; barriers' },
+const commands: Record<string, Command & { summary: string }> = {
+  info: { ...info, summary: 'show the WebGPU device and limits in use' },
+  demo: { ...demo, summary: 'check the engine end to end (what `npm start` runs)' },
+  bench: { ...bench, summary: 'benchmark matmul, conv, a training step per model, the assignment solver; JSON output' },
+  train: { ...train, summary: 'train a model (paper recipe), checkpoint every epoch, --resume' },
+  eval: { ...evalCommand, summary: 'test loss and accuracy of a checkpoint' },
+  align: { ...align, summary: "permute B's units to match A's (neuron alignment), report correlations" },
+  interpolate: { ...interpolate, summary: 'loss and accuracy along (1-t) A + t B, BN re-estimated per t; barriers' },
 };
 
 function usage(): string {

@@ -6,7 +6,8 @@ import { DATASET_NAMES } from '../nn/data/index.js';
 import { MODEL_NAMES, type ModelName } from '../nn/models/index.js';
 import { TrainingDivergedError } from '../nn/train.js';
 import { SCHEDULE_NAMES, paperDefaults, resumeOptions, runTraining, savedOptions, type ScheduleName, type TrainingOptions } from '../nn/train-run.js';
-import { UsageError, helpText, parseArgs, positiveInteger, type FlagSpec } from './args.js';
+import { UsageError, positiveInteger, type FlagSpec, type Flags } from './args.js';
+import { defineCommand } from './command.js';
 import { ProgressReporter } from './progress.js';
 
 // Recipe flags have no parser default: an absent flag means "the paper's default" for a new run
@@ -31,15 +32,7 @@ const spec = {
   'no-augment': { type: 'boolean', help: 'no augmentation (CIFAR data sets are augmented by default, MNIST-like ones never)' },
   resume: { type: 'boolean', help: "continue from --out's checkpoint (same recipe; --epochs may grow)" },
   'log-every': { type: 'number', help: 'read the loss every K batches: progress, plain log lines, NaN checks', default: 50 },
-  help: { type: 'boolean', help: 'show this help' },
 } satisfies FlagSpec;
-
-export const trainHelp = helpText(
-  'neuralign train --model M --dataset D --out DIR [options]',
-  'Trains an endpoint model with the recipe of Tatro et al. 2020, section 5 (Nesterov SGD, lr 0.1, weight decay 5e-4,\n' +
-    'the tatro schedule, 250 epochs), evaluating on the test set and saving a checkpoint after every epoch.',
-  spec,
-);
 
 function choice<T extends string>(value: string | undefined, names: readonly T[], flag: string): T | undefined {
   if (value === undefined) return undefined;
@@ -47,39 +40,31 @@ function choice<T extends string>(value: string | undefined, names: readonly T[]
   return value as T;
 }
 
-
 function nonNegative(value: number | undefined, flag: string): number | undefined {
   if (value !== undefined && !(value >= 0)) throw new UsageError(`--${flag} needs a number >= 0, got ${value}`);
   return value;
 }
 
-export async function train(argv: string[]): Promise<number> {
-  const { flags, positionals } = parseArgs(argv, spec);
-  if (flags.help) {
-    console.log(trainHelp);
-    return 0;
-  }
-  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+async function run(flags: Flags<typeof spec>): Promise<number> {
   if (!flags.out) throw new UsageError('--out DIR is required');
   if (flags.nesterov && flags['no-nesterov']) throw new UsageError('--nesterov and --no-nesterov contradict each other');
-  const num = (name: keyof typeof spec) => flags[name] as number | undefined;
   const given: Partial<TrainingOptions> = {
     model: choice(flags.model, MODEL_NAMES, 'model'),
     dataset: choice(flags.dataset, DATASET_NAMES, 'dataset'),
     dataDir: flags['data-dir'],
-    epochs: positiveInteger(num('epochs'), 'epochs'),
-    batchSize: positiveInteger(num('batch-size'), 'batch-size'),
-    lr: nonNegative(num('lr'), 'lr'),
-    weightDecay: nonNegative(num('wd'), 'wd'),
-    momentum: nonNegative(num('momentum'), 'momentum'),
+    epochs: positiveInteger(flags.epochs, 'epochs'),
+    batchSize: positiveInteger(flags['batch-size'], 'batch-size'),
+    lr: nonNegative(flags.lr, 'lr'),
+    weightDecay: nonNegative(flags.wd, 'wd'),
+    momentum: nonNegative(flags.momentum, 'momentum'),
     // Nesterov needs momentum: --momentum 0 alone means plain SGD.
-    nesterov: flags['no-nesterov'] ? false : flags.nesterov ? true : num('momentum') === 0 ? false : undefined,
+    nesterov: flags['no-nesterov'] ? false : flags.nesterov ? true : flags.momentum === 0 ? false : undefined,
     schedule: choice<ScheduleName>(flags.schedule, SCHEDULE_NAMES, 'schedule'),
-    seed: flags.seed as number | undefined,
-    width: flags.width as number | undefined,
+    seed: flags.seed,
+    width: flags.width,
     augment: flags['no-augment'] ? false : undefined,
-    trainSubset: positiveInteger(num('train-subset'), 'train-subset'),
-    testSubset: positiveInteger(num('test-subset'), 'test-subset'),
+    trainSubset: positiveInteger(flags['train-subset'], 'train-subset'),
+    testSubset: positiveInteger(flags['test-subset'], 'test-subset'),
   };
   if (given.seed !== undefined && !(Number.isInteger(given.seed) && given.seed >= 0 && given.seed < 2 ** 32)) throw new UsageError(`--seed needs an integer in 0..2^32-1, got ${given.seed}`);
   if (given.width !== undefined && !(given.width > 0)) throw new UsageError(`--width needs a number > 0, got ${given.width}`);
@@ -137,3 +122,15 @@ export async function train(argv: string[]): Promise<number> {
   );
   return 0;
 }
+
+export const train = defineCommand({
+  usage: 'neuralign train --model M --dataset D --out DIR [options]',
+  description:
+    'Trains an endpoint model with the recipe of Tatro et al. 2020, section 5 (Nesterov SGD, lr 0.1, weight decay 5e-4,\n' +
+    'the tatro schedule, 250 epochs), evaluating on the test set and saving a checkpoint after every epoch.',
+  spec,
+  // runTraining starts the device and tunes matmul itself, after the data has loaded, so a wrong
+  // --data-dir fails before the device starts.
+  device: false,
+  run,
+});

@@ -18,7 +18,7 @@ import {
   CHECKPOINT_FILE, generatorStates, loadInto, loadOptimizerState, readCheckpoint, removeOptimizerFiles, saveTrainingState,
   type CheckpointFile, type CheckpointMetadata,
 } from './checkpoint/model.js';
-import { CIFAR_AUGMENT, DataError, DataLoader, loadDataset, subset, type ImageDataset } from './data/index.js';
+import { CIFAR_AUGMENT, DataLoader, firstImages, loadDataset } from './data/index.js';
 import { createModel, type ModelName } from './models/index.js';
 import { SGD, cosineSchedule, garipovSchedule, stepSchedule, tatroSchedule, type LrSchedule } from './optim.js';
 import { trainLoop, type EpochLog, type StepProgress } from './train.js';
@@ -90,9 +90,9 @@ export function makeSchedule(name: ScheduleName, lr0: number, epochs: number): L
  * on it). Anything else that differs is an error naming it: the run would not continue the same
  * recipe.
  */
-export function resumeOptions(saved: TrainingOptions, given: Partial<TrainingOptions>): TrainingOptions {
+export function resumeOptions<T extends { schedule: ScheduleName; epochs: number; dataDir?: string }>(saved: T, given: Partial<T>): T {
   const out = { ...saved };
-  for (const [key, value] of Object.entries(given) as [keyof TrainingOptions, unknown][]) {
+  for (const [key, value] of Object.entries(given) as [keyof T & string, unknown][]) {
     if (value === undefined || value === saved[key]) continue;
     const dependsOnEpochs = ['garipov', 'step', 'cosine'].includes(saved.schedule);
     if (key === 'dataDir' || (key === 'epochs' && !dependsOnEpochs)) {
@@ -133,12 +133,6 @@ export interface RunResult {
   checkpoint: string;
 }
 
-function takeSubset(ds: ImageDataset, n: number | undefined, flag: string): ImageDataset {
-  if (n === undefined) return ds;
-  if (!(Number.isInteger(n) && n > 0 && n <= ds.shape[0])) throw new DataError(`${flag} ${n}: ${ds.name} has ${ds.shape[0]} images`);
-  return subset(ds, 0, n);
-}
-
 /**
  * Trains per `options` into folder `out`. With `resume`, continues from out's checkpoint (options
  * must be resumeOptions of the saved ones); without, `out` must not hold a checkpoint yet.
@@ -155,8 +149,8 @@ export async function runTraining(options: TrainingOptions, out: string, opts: {
     throw new Error(`${out} already holds a checkpoint; pass --resume to continue it, or choose another --out`);
   }
 
-  const trainSet = takeSubset(loadDataset(options.dataset, 'train', options.dataDir), options.trainSubset, '--train-subset');
-  const testSet = takeSubset(loadDataset(options.dataset, 'test', options.dataDir), options.testSubset, '--test-subset');
+  const trainSet = firstImages(loadDataset(options.dataset, 'train', options.dataDir), options.trainSubset, 'train-subset');
+  const testSet = firstImages(loadDataset(options.dataset, 'test', options.dataDir), options.testSubset, 'test-subset');
   await init();
   await tuneMatmul(); // pick the fastest matmul kernel for this adapter (0.3 s on llvmpipe)
   mkdirSync(out, { recursive: true });
@@ -217,7 +211,7 @@ export async function runTraining(options: TrainingOptions, out: string, opts: {
 }
 
 /** Keeps the lines of log.jsonl up to epoch `epoch` (a killed run may have logged one more). */
-async function truncateLog(path: string, epoch: number): Promise<void> {
+export async function truncateLog(path: string, epoch: number): Promise<void> {
   if (!existsSync(path)) return;
   const lines = readFileSync(path, 'utf8').split('\n').filter((line) => {
     if (!line.trim()) return false;

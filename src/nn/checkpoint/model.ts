@@ -150,12 +150,17 @@ export async function removeOptimizerFiles(dir: string, which: (epoch: number) =
 export interface CheckpointFile {
   meta: CheckpointMetadata;
   tensors: Map<string, CpuTensor>;
+  /**
+   * The metadata strings as stored, keys beyond CheckpointMetadata's included (`align` records
+   * its permutations there); a derived checkpoint such as an aligned B starts from these.
+   */
+  raw?: Record<string, string>;
 }
 
 /** Reads and validates a checkpoint file and its metadata (CPU side). */
-export async function readCheckpoint(path: string): Promise<CheckpointFile> {
+export async function readCheckpoint(path: string): Promise<CheckpointFile & { raw: Record<string, string> }> {
   const file = await loadSafetensors(path);
-  return { meta: decodeMetadata(file.metadata, path), tensors: file.tensors };
+  return { meta: decodeMetadata(file.metadata, path), tensors: file.tensors, raw: file.metadata };
 }
 
 /**
@@ -182,8 +187,15 @@ export function loadInto(model: Module, file: CheckpointFile, where: string): vo
   });
 }
 
+/** A checkpoint's model (eval mode), its decoded metadata and its raw metadata strings. */
+export interface LoadedModel {
+  model: Module;
+  meta: CheckpointMetadata;
+  raw: Record<string, string>;
+}
+
 /** Builds the checkpoint's model by name and config and loads its weights (in eval mode). */
-export async function loadModel(path: string): Promise<{ model: Module; meta: CheckpointMetadata }> {
+export async function loadModel(path: string): Promise<LoadedModel> {
   const file = await readCheckpoint(path);
   const model = createModel(file.meta.model, file.meta.config);
   try {
@@ -192,7 +204,7 @@ export async function loadModel(path: string): Promise<{ model: Module; meta: Ch
     model.dispose();
     throw e;
   }
-  return { model: model.eval(), meta: file.meta };
+  return { model: model.eval(), meta: file.meta, raw: file.raw };
 }
 
 /** Loads the momentum buffers of `dir`'s optimizer file for epoch `epoch` into `optimizer`. */

@@ -43,6 +43,16 @@ export function subset(ds: ImageDataset, start: number, end: number): ImageDatas
   };
 }
 
+/**
+ * The first `n` images of `ds` (all of it when `n` is undefined), for the --train-subset style
+ * options; a DataError naming `--flag` when `n` is not a whole number in 1..N.
+ */
+export function firstImages(ds: ImageDataset, n: number | undefined, flag: string): ImageDataset {
+  if (n === undefined) return ds;
+  if (!(Number.isInteger(n) && n > 0 && n <= ds.shape[0])) throw new DataError(`--${flag} ${n}: ${ds.name} has ${ds.shape[0]} images`);
+  return subset(ds, 0, n);
+}
+
 /** Throws a DataError naming `where` and the first label outside [0, classes). */
 export function checkLabels(labels: ArrayLike<number>, classes: number, where: string, what = 'label'): void {
   for (let i = 0; i < labels.length; i++) {
