@@ -4,10 +4,10 @@
 // after one warm-up step (which also compiles the pipelines). Batch 128 as the paper trains
 // (quick: batch 16, and VGG16 and GoogLeNet at width 0.25, for CPU adapters).
 import { writeFileSync } from 'node:fs';
-import { backward, crossEntropy, init, keep, randn, runtime, tensor, tidy, tuneMatmul } from '../src/engine/index.js';
-import { GoogLeNet } from '../src/nn/models/googlenet.js';
+import { backward, init, keep, randn, runtime, tensor, tidy, tuneMatmul } from '../src/engine/index.js';
 import { MODEL_NAMES, createModel, type ModelName } from '../src/nn/models/index.js';
 import { SGD } from '../src/nn/optim.js';
+import { lossAndLogits } from '../src/nn/train.js';
 import { median } from '../src/engine/tune.js';
 
 export interface TrainStepOptions {
@@ -35,7 +35,7 @@ export async function benchTrainStep(opts: TrainStepOptions): Promise<unknown> {
     const y = keep(tensor(Int32Array.from({ length: batch }, (_, i) => i % 10), [batch], 'i32'));
     const step = () =>
       tidy(() => {
-        const loss = model instanceof GoogLeNet ? model.lossAndLogits(x, y).loss : crossEntropy(model.forward(x), y);
+        const { loss } = lossAndLogits(model, x, y); // the training loss (GoogLeNet's auxiliary heads too)
         backward(loss);
         optimizer.step();
         optimizer.zeroGrad();

@@ -2,7 +2,7 @@
 // matching, and permutation application.
 export { solveAssignment, type Assignment, type AssignmentOptions } from './assignment.js';
 export { SpecBuilder, validateSpec, groupOfLayer, type AxisMember, type PermutationGroup, type AlignedLayer, type AuxiliaryForward, type PermutationSpec } from './spec.js';
-export { permutationSpec, mlpSpec, tinyTenSpec, vgg16Spec, resnet32Spec, googLeNetSpec } from './specs.js';
+export { permutationSpec } from './specs.js';
 export { CrossStatistics, CORRELATION_EPS, SUBSAMPLE_ABOVE_WIDTH, samplesByUnits, subsample2 } from './statistics.js';
 export { collectActivations, withAlignmentMode, type ActivationOptions } from './activations.js';
 export {

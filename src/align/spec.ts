@@ -11,6 +11,7 @@
 // cross-correlation between two networks is measured. Most groups have one layer; a ResNet's
 // residual stream (one group per stage) has several, and its matching maximizes their summed
 // correlation (NeuronAlignment compute_model_alignment_resnet).
+import type { PermutationSpecBuilder } from '../nn/models/permutation.js';
 import type { StateDict } from '../nn/module.js';
 
 /** One axis of one parameter (or buffer) that a group permutes. */
@@ -65,8 +66,12 @@ export interface PermutationSpec {
   auxiliary: AuxiliaryForward[];
 }
 
-/** Assembles a spec from a state dict, reading every size from a parameter's shape. */
-export class SpecBuilder {
+/**
+ * Assembles a spec from a state dict, reading every size from a parameter's shape. A model
+ * describes itself to it through Module.describePermutations (the interface lives in src/nn so
+ * models need not import this folder).
+ */
+export class SpecBuilder implements PermutationSpecBuilder {
   readonly groups: PermutationGroup[] = [];
   readonly layers: AlignedLayer[] = [];
   readonly auxiliary: AuxiliaryForward[] = [];

@@ -4,6 +4,7 @@
 // state dict of the same architecture. Parameters and buffers are kept tensors (no scope frees
 // them); optimizers update them in place, so a module's tensors keep their identity.
 import { Tensor, keep, noGrad, runtime } from '../engine/index.js';
+import type { PermutationSpecBuilder } from './models/permutation.js';
 
 export type StateDict = Map<string, Tensor>;
 
@@ -16,6 +17,19 @@ export abstract class Module {
   private readonly overrides = new Map<string, Tensor>();
 
   abstract forward(x: Tensor, ...rest: unknown[]): Tensor;
+
+  /**
+   * The training loss and the logits that score accuracy, for a model whose loss is not
+   * cross-entropy of forward's logits (GoogLeNet adds its auxiliary heads); nn/train.ts's
+   * lossAndLogits uses it when present.
+   */
+  lossAndLogits?(x: Tensor, labels: Tensor): { loss: Tensor; logits: Tensor };
+
+  /**
+   * For an architecture the paper aligns: describes its interchangeable hidden units to `b`
+   * (models/permutation.ts); src/align's permutationSpec builds the spec from it.
+   */
+  describePermutations?(b: PermutationSpecBuilder): void;
 
   /** Registers a trainable tensor (made to require gradients and kept). */
   protected registerParameter(name: string, t: Tensor): Tensor {

@@ -13,7 +13,6 @@
 import { Tensor, abs, argmax, backward, crossEntropy, eq, keep, noGrad, runtime, sum, tidy } from '../engine/index.js';
 import type { Batch } from './data/index.js';
 import { evaluate, type BatchSource } from './evaluate.js';
-import { GoogLeNet } from './models/googlenet.js';
 import type { Module } from './module.js';
 import type { LrSchedule, SGD } from './optim.js';
 
@@ -92,11 +91,12 @@ export interface LoopOptions {
 export type Objective = (batch: Batch, epoch: number, step: number) => { loss: Tensor; logits: Tensor; logged?: Tensor };
 
 /**
- * The training loss and the logits that score accuracy. GoogLeNet in training adds its auxiliary
- * heads' cross-entropies weighted 0.3 (as GoogLeNet.loss does); accuracy uses the main head.
+ * The training loss and the logits that score accuracy: the model's own lossAndLogits when it has
+ * one (GoogLeNet in training adds its auxiliary heads' cross-entropies weighted 0.3; accuracy
+ * uses the main head), else cross-entropy of forward's logits.
  */
 export function lossAndLogits(model: Module, x: Tensor, y: Tensor): { loss: Tensor; logits: Tensor } {
-  if (model instanceof GoogLeNet) return model.lossAndLogits(x, y); // auxiliary heads in training
+  if (model.lossAndLogits) return model.lossAndLogits(x, y);
   const logits = model.forward(x);
   return { loss: crossEntropy(logits, y), logits };
 }

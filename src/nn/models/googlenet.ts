@@ -18,6 +18,7 @@ import { Linear } from '../layers/linear.js';
 import { AdaptiveAvgPool2d, Dropout, MaxPool2d } from '../layers/pool.js';
 import { Module, ModuleList } from '../module.js';
 import { scaled, type ModelConfig } from './common.js';
+import type { PermutationSpecBuilder } from './permutation.js';
 
 /**
  * N(0, std^2) truncated to +-2 std: entries outside are redrawn twice, then clamped (after three
@@ -116,6 +117,8 @@ export interface GoogLeNetOutputs {
 export class GoogLeNet extends Module {
   /** Weight of each auxiliary head's loss in training (torchvision / the official training script). */
   static readonly auxWeight = 0.3;
+  /** The block whose output each auxiliary head reads. */
+  static readonly auxInputs = { aux1: 'inception4a', aux2: 'inception4d' } as const;
   readonly blocks = new Map<string, Inception>();
   readonly aux1: InceptionAux;
   readonly aux2: InceptionAux;
@@ -144,8 +147,9 @@ export class GoogLeNet extends Module {
       auxIn[name] = inC;
     }
     // Registered after the blocks: torchvision's state_dict order puts aux1, aux2 before fc.
-    this.aux1 = this.registerModule('aux1', new InceptionAux(auxIn.inception4a!, config.numClasses, config.width, generator));
-    this.aux2 = this.registerModule('aux2', new InceptionAux(auxIn.inception4d!, config.numClasses, config.width, generator));
+    const { aux1, aux2 } = GoogLeNet.auxInputs;
+    this.aux1 = this.registerModule('aux1', new InceptionAux(auxIn[aux1]!, config.numClasses, config.width, generator));
+    this.aux2 = this.registerModule('aux2', new InceptionAux(auxIn[aux2]!, config.numClasses, config.width, generator));
     this.dropout = this.registerModule('dropout', new Dropout(0.2, generator));
     this.fc = this.registerModule('fc', new Linear(inC, config.numClasses, { generator, weightInit: inceptionInit }));
   }
@@ -159,8 +163,8 @@ export class GoogLeNet extends Module {
     for (const [name, block] of this.blocks) {
       if (name === 'inception4a') x = this.pool.forward(x); // maxpool3: 16 -> 8
       x = block.forward(x);
-      if (this.training && name === 'inception4a') aux1 = this.aux1.forward(x);
-      if (this.training && name === 'inception4d') aux2 = this.aux2.forward(x);
+      if (this.training && name === GoogLeNet.auxInputs.aux1) aux1 = this.aux1.forward(x);
+      if (this.training && name === GoogLeNet.auxInputs.aux2) aux2 = this.aux2.forward(x);
     }
     const logits = this.fc.forward(this.dropout.forward(flatten(this.avgpool.forward(x), 1)));
     return { logits, aux1, aux2 };
@@ -171,10 +175,73 @@ export class GoogLeNet extends Module {
   }
 
   /** The training loss CE(main) + 0.3 (CE(aux1) + CE(aux2)) (plain CE in eval mode), and the main logits. */
-  lossAndLogits(x: Tensor, labels: Tensor): { loss: Tensor; logits: Tensor } {
+  override lossAndLogits(x: Tensor, labels: Tensor): { loss: Tensor; logits: Tensor } {
     const { logits, aux1, aux2 } = this.forwardWithAux(x);
     let loss = crossEntropy(logits, labels);
     if (aux1 && aux2) loss = add(loss, mulScalar(add(crossEntropy(aux1, labels), crossEntropy(aux2, labels)), GoogLeNet.auxWeight));
     return { loss, logits };
+  }
+
+  /**
+   * The permutation spec (NeuronAlignment models/inception.py align_inception): every conv -> BN -> ReLU unit
+   * is a group (stem convs, each Inception branch conv, each auxiliary conv), as is each auxiliary
+   * fc1. An Inception block's output is the concatenation of its four branches, so its permutation
+   * is the concatenation of the branch permutations, each at its channel offset; the next block's
+   * four entry convs (the pool branch too: max pooling acts per channel), an auxiliary conv or the
+   * final fc read it. An auxiliary head pools to 4x4 before fc1, so its conv's channel c owns fc1
+   * columns c*16 .. c*16 + 15.
+   */
+  override describePermutations(b: PermutationSpecBuilder): void {
+    /** A conv -> BN -> ReLU unit named `unit` (conv at unit.conv, BN at unit.bn). */
+    const convUnit = (unit: string) => {
+      b.group(unit, `${unit}.conv`);
+      b.rows(unit, `${unit}.conv`).batchNorm(unit, `${unit}.bn`);
+      b.layer(unit, unit, [`${unit}.bn`]);
+      return b.dim(`${unit}.conv.weight`);
+    };
+    /** The groups making up the current feature map's channels, with their channel offsets. */
+    let input: { group: string; offset: number }[] = [];
+    const readInput = (module: string, inner = 1) => {
+      for (const seg of input) b.cols(seg.group, module, seg.offset * inner, inner);
+    };
+    const auxHead = (aux: string) => {
+      readInput(`${aux}.conv.conv`);
+      const channels = convUnit(`${aux}.conv`);
+      const inner = b.dim(`${aux}.fc1.weight`, 1) / channels;
+      if (!Number.isInteger(inner)) throw new Error(`googlenet spec: ${aux}.fc1 has ${b.dim(`${aux}.fc1.weight`, 1)} inputs for ${channels} channels`);
+      b.cols(`${aux}.conv`, `${aux}.fc1`, 0, inner);
+      b.group(`${aux}.fc1`, `${aux}.fc1`);
+      b.rows(`${aux}.fc1`, `${aux}.fc1`).cols(`${aux}.fc1`, `${aux}.fc2`);
+      b.layer(`${aux}.fc1`, `${aux}.fc1`, [`${aux}.fc1`]);
+    };
+
+    for (const [unit, next] of [['conv1', 'conv2'], ['conv2', 'conv3']] as const) {
+      convUnit(unit);
+      b.cols(unit, `${next}.conv`);
+    }
+    convUnit('conv3');
+    input = [{ group: 'conv3', offset: 0 }];
+    for (const name of this.blocks.keys()) {
+      const entries = ['branch1', 'branch2.0', 'branch3.0', 'branch4'];
+      for (const e of entries) readInput(`${name}.${e}.conv`);
+      for (const [reduce, conv] of [['branch2.0', 'branch2.1'], ['branch3.0', 'branch3.1']] as const) {
+        convUnit(`${name}.${reduce}`);
+        b.cols(`${name}.${reduce}`, `${name}.${conv}.conv`);
+      }
+      let offset = 0;
+      input = [];
+      for (const out of ['branch1', 'branch2.1', 'branch3.1', 'branch4']) {
+        const group = `${name}.${out}`;
+        input.push({ group, offset });
+        offset += convUnit(group);
+      }
+      for (const [aux, after] of Object.entries(GoogLeNet.auxInputs)) {
+        if (after === name) {
+          auxHead(aux);
+          b.auxiliary.push({ module: aux, input: name });
+        }
+      }
+    }
+    readInput('fc'); // global average pool to 1x1: one column per channel
   }
 }

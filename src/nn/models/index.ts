@@ -1,4 +1,8 @@
-// The model zoo: each architecture by name, built from a ModelConfig.
+// The model registry: every architecture by name, built from a ModelConfig. A model's loss
+// (Module.lossAndLogits, when it is not plain cross-entropy) and its permutation symmetry
+// (Module.describePermutations, read by src/align) live on its class, so adding an architecture
+// is its file in this folder and one line in MODELS (docs/ARCHITECTURE.md, "Adding an
+// architecture").
 import { tidy } from '../../engine/index.js';
 import type { Module } from '../module.js';
 import { defaultConfig, type ModelConfig } from './common.js';
@@ -9,30 +13,25 @@ import { TinyTen } from './tinyten.js';
 import { VGG16 } from './vgg.js';
 
 export { defaultConfig, type ModelConfig } from './common.js';
+export type { PermutationSpecBuilder } from './permutation.js';
 export { GoogLeNet, MLP, ResNet32, TinyTen, VGG16 };
-
-export const MODEL_NAMES = ['mlp', 'tinyten', 'resnet32', 'googlenet', 'vgg16'] as const;
-export type ModelName = (typeof MODEL_NAMES)[number];
 
 /** Hidden widths of the MLP when built by name (a 32x32 input flattened). */
 export const MLP_HIDDEN = [512, 512];
 
+/** Name -> constructor, in the order commands list them. */
+const MODELS = {
+  mlp: (c: ModelConfig) => new MLP({ inFeatures: c.inChannels * 32 * 32, hidden: MLP_HIDDEN.map((h) => Math.max(1, Math.round(h * c.width))), numClasses: c.numClasses, seed: c.seed }),
+  tinyten: (c: ModelConfig) => new TinyTen(c),
+  resnet32: (c: ModelConfig) => new ResNet32(c),
+  googlenet: (c: ModelConfig) => new GoogLeNet(c),
+  vgg16: (c: ModelConfig) => new VGG16(c),
+} satisfies Record<string, (c: ModelConfig) => Module>;
+
+export type ModelName = keyof typeof MODELS;
+export const MODEL_NAMES = Object.keys(MODELS) as readonly ModelName[];
+
 /** Builds a model by name; the initialization's temporary tensors are freed (only parameters stay). */
 export function createModel(name: ModelName, config: Partial<ModelConfig> = {}): Module {
-  return tidy(() => construct(name, { ...defaultConfig, ...config }));
-}
-
-function construct(name: ModelName, c: ModelConfig): Module {
-  switch (name) {
-    case 'mlp':
-      return new MLP({ inFeatures: c.inChannels * 32 * 32, hidden: MLP_HIDDEN.map((h) => Math.max(1, Math.round(h * c.width))), numClasses: c.numClasses, seed: c.seed });
-    case 'tinyten':
-      return new TinyTen(c);
-    case 'resnet32':
-      return new ResNet32(c);
-    case 'googlenet':
-      return new GoogLeNet(c);
-    case 'vgg16':
-      return new VGG16(c);
-  }
+  return tidy(() => MODELS[name]({ ...defaultConfig, ...config }));
 }

@@ -4,6 +4,7 @@ import { Generator, Tensor, flatten } from '../../engine/index.js';
 import { ReLU } from '../layers/activation.js';
 import { Linear } from '../layers/linear.js';
 import { Module, Sequential } from '../module.js';
+import type { PermutationSpecBuilder } from './permutation.js';
 
 export interface MLPConfig {
   inFeatures: number;
@@ -29,5 +30,16 @@ export class MLP extends Module {
 
   forward(x: Tensor): Tensor {
     return this.layers.forward(flatten(x, 1));
+  }
+
+  /** Permutation spec: one group per hidden Linear (layers.0, 2, 4, ...); the last Linear is the classifier. */
+  override describePermutations(b: PermutationSpecBuilder): void {
+    const hidden = this.config.hidden.length;
+    for (let i = 0; i < hidden; i++) {
+      const name = `layers.${2 * i}`;
+      b.group(name, name);
+      b.rows(name, name).cols(name, `layers.${2 * i + 2}`);
+      b.layer(name, name, [name]); // pre-activation: the Linear's output
+    }
   }
 }

@@ -14,6 +14,7 @@ import { Conv2d } from '../layers/conv.js';
 import { Linear } from '../layers/linear.js';
 import { Module, ModuleList, Sequential } from '../module.js';
 import { scaled, type ModelConfig } from './common.js';
+import type { PermutationSpecBuilder } from './permutation.js';
 
 const fanOutInit: WeightInit = (shape, generator) => kaimingNormal(shape, generator, 'fanOut');
 
@@ -84,5 +85,47 @@ export class ResNet32 extends Module {
     x = this.stem.forward(x);
     for (const stage of this.stages) for (const block of stage) x = block.forward(x);
     return this.fc.forward(globalAvgPool2d(x));
+  }
+
+  /**
+   * Permutation spec (NeuronAlignment compute_model_alignment_resnet / align_models_resnet):
+   *  - the residual stream carries one permutation from one projection shortcut to the next: the
+   *    stem's group covers stage 1 (no projection there), and each block with a downsample starts
+   *    a new stream group (stages 2 and 3). The stem's group is matched on the stem's output alone
+   *    (the official code discards stage 1's summed matching); a projected stage's group on the sum
+   *    of its blocks' output correlations;
+   *  - a block's inner activation relu(bn1(conv1(x))) is a group of its own: conv1/bn1 rows and
+   *    conv2's columns;
+   *  - conv2/bn2 rows follow the stream group the block writes to; conv1's columns and a
+   *    downsample conv's columns the stream group it reads; a downsample's conv and BN rows the
+   *    new stream group.
+   */
+  override describePermutations(b: PermutationSpecBuilder): void {
+    let stream = 'layers.0';
+    b.group(stream, 'layers.0.0');
+    b.rows(stream, 'layers.0.0').batchNorm(stream, 'layers.0.1');
+    b.layer('layers.0', stream, ['layers.0.1']);
+    let projected = false; // whether the current stream group began at a projection shortcut
+    this.stages.forEach((stage, s) => {
+      for (let i = 0; i < stage.length; i++) {
+        const block = `layers.${s + 1}.${i}`;
+        const reads = stream;
+        if (stage.at(i).downsample) {
+          stream = `${block}.downsample`;
+          projected = true;
+          b.group(stream, `${block}.downsample.0`);
+          b.rows(stream, `${block}.downsample.0`).batchNorm(stream, `${block}.downsample.1`).cols(reads, `${block}.downsample.0`);
+        }
+        const inner = `${block}.bn1`;
+        b.group(inner, `${block}.conv1`);
+        b.cols(reads, `${block}.conv1`);
+        b.rows(inner, `${block}.conv1`).batchNorm(inner, `${block}.bn1`).cols(inner, `${block}.conv2`);
+        b.rows(stream, `${block}.conv2`).batchNorm(stream, `${block}.bn2`);
+        b.layer(inner, inner, [`${block}.bn1`]);
+        const shortcut = stage.at(i).downsample ? `${block}.downsample` : `${block}:input`;
+        b.layer(block, stream, [`${block}.bn2`, shortcut], projected);
+      }
+    });
+    b.cols(stream, 'fc');
   }
 }

@@ -19,6 +19,7 @@ import { Conv2d, type Conv2dOptions } from '../layers/conv.js';
 import { Linear } from '../layers/linear.js';
 import { Module, ModuleList } from '../module.js';
 import { scaled, type ModelConfig } from './common.js';
+import type { PermutationSpecBuilder } from './permutation.js';
 
 /** conv -> BN -> ReLU (the unit whose output the alignment matches). */
 export class ConvBNReLU extends Module {
@@ -68,5 +69,18 @@ export class TinyTen extends Module {
   forward(x: Tensor): Tensor {
     for (const block of this.layers) x = block.forward(x);
     return this.dense.forward(globalAvgPool2d(x));
+  }
+
+  /** Permutation spec: one group per conv -> BN -> ReLU block; global average pooling keeps channels for dense. */
+  override describePermutations(b: PermutationSpecBuilder): void {
+    const n = this.layers.length;
+    for (let i = 0; i < n; i++) {
+      const name = `layers.${i}`;
+      b.group(name, `${name}.conv`);
+      b.rows(name, `${name}.conv`).batchNorm(name, `${name}.bn`);
+      // Global average pooling keeps channels one to one, so dense's columns are channels.
+      b.cols(name, i + 1 < n ? `layers.${i + 1}.conv` : 'dense');
+      b.layer(name, name, [`${name}.bn`]);
+    }
   }
 }

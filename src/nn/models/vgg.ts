@@ -13,6 +13,7 @@ import { Linear } from '../layers/linear.js';
 import { Dropout, MaxPool2d } from '../layers/pool.js';
 import { Module, ModuleList, Sequential } from '../module.js';
 import { scaled, type ModelConfig } from './common.js';
+import type { PermutationSpecBuilder } from './permutation.js';
 
 const VGG16_BLOCKS = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]];
 
@@ -60,5 +61,34 @@ export class VGG16 extends Module {
       x = this.pool.forward(x);
     }
     return this.classifier.forward(flatten(x, 1));
+  }
+
+  /**
+   * Permutation spec: thirteen conv -> BN -> ReLU (-> max pool) groups, then classifier.1 and .4 (Linear-ReLU) and
+   * classifier.6 (logits). classifier.1 reads the flattened last feature map [C, H, W] (1x1 for
+   * 32x32 inputs), so each channel owns H*W consecutive columns.
+   */
+  override describePermutations(b: PermutationSpecBuilder): void {
+    const convs: [conv: string, bn: string][] = [];
+    [...this.layerBlocks].forEach((block, bi) => {
+      for (let i = 0; i < block.length; i += 2) convs.push([`layer_blocks.${bi}.${i}`, `layer_blocks.${bi}.${i + 1}`]);
+    });
+    convs.forEach(([conv, bn], k) => {
+      b.group(conv, conv);
+      b.rows(conv, conv).batchNorm(conv, bn);
+      if (k + 1 < convs.length) b.cols(conv, convs[k + 1]![0]);
+      else {
+        const channels = b.dim(`${conv}.weight`);
+        const inner = b.dim('classifier.1.weight', 1) / channels;
+        if (!Number.isInteger(inner)) throw new Error(`vgg16 spec: classifier.1 has ${b.dim('classifier.1.weight', 1)} inputs for ${channels} channels`);
+        b.cols(conv, 'classifier.1', 0, inner);
+      }
+      b.layer(conv, conv, [bn]);
+    });
+    for (const [fc, next] of [['classifier.1', 'classifier.4'], ['classifier.4', 'classifier.6']] as const) {
+      b.group(fc, fc);
+      b.rows(fc, fc).cols(fc, next);
+      b.layer(fc, fc, [fc]);
+    }
   }
 }
