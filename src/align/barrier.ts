@@ -174,3 +174,19 @@ export function barrierSummary(t: ArrayLike<number>, loss: ArrayLike<number>, ac
     meanLoss: { value: arcLengthMean(arcLength, loss), source: `Garipov et al. 2018: arc-length mean of L(t), ${meanKind}` },
   };
 }
+
+/** Garipov et al. 2018's summary of a value along a path (DMC eval_curve.py `stats`). */
+export interface GaripovStats {
+  min: number;
+  max: number;
+  /** Plain mean over the samples. */
+  avg: number;
+  /** Arc-length mean: trapezoid rule over the samples' arc-length positions, over the length. */
+  int: number;
+}
+
+export function garipovStats(arcLength: ArrayLike<number>, values: ArrayLike<number>): GaripovStats {
+  const n = check(arcLength, values);
+  const v = Array.from(values);
+  return { min: Math.min(...v), max: Math.max(...v), avg: v.reduce((a, b) => a + b, 0) / n, int: arcLengthMean(arcLength, values) };
+}

@@ -136,6 +136,8 @@ export interface PathPoint extends EvalResult {
   t: number;
   /** Images the BN statistics were re-estimated on at this t (0: no BN, or no reset). */
   bnImages: number;
+  /** Loss and accuracy on the training images (PathEvaluationOptions.train), when asked for. */
+  train?: EvalResult;
   seconds: number;
 }
 
@@ -145,6 +147,8 @@ export interface PathEvaluationOptions {
   test: BatchSource;
   /** Re-estimate BN on only the first N batches of `bn`. */
   bnBatches?: number;
+  /** Also evaluate on these (training) batches at each t, after the same re-estimation. */
+  train?: BatchSource;
   onPoint?: (p: PathPoint) => void;
 }
 
@@ -159,7 +163,8 @@ export async function evaluatePath(model: Module, ts: readonly number[], load: (
     await load(t);
     const bn = opts.bn ? await recomputeBatchNorm(model, opts.bn, { batches: opts.bnBatches }) : { images: 0 };
     const result = await evaluate(model, opts.test);
-    const point = { t, ...result, bnImages: bn.images, seconds: (performance.now() - start) / 1000 };
+    const train = opts.train ? { train: await evaluate(model, opts.train) } : {};
+    const point = { t, ...result, bnImages: bn.images, ...train, seconds: (performance.now() - start) / 1000 };
     out.push(point);
     opts.onPoint?.(point);
   }

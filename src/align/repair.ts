@@ -44,6 +44,12 @@ export interface RepairOptions {
    * repaired network. Default: modelB, whose own state is saved and restored afterwards.
    */
   workspace?: Module;
+  /**
+   * Sets the workspace to the path's point at t before the repair (default: the straight line
+   * (1 - t) A + t B). A curve passes its own point (Curve.loadInto); the targets stay the
+   * endpoints' interpolated statistics, (1 - t) mu_A + t mu_B and (1 - t) sigma_A + t sigma_B.
+   */
+  load?: (workspace: Module) => void;
 }
 
 /**
@@ -91,7 +97,8 @@ export async function repairInterpolation(modelA: Module, modelB: Module, t: num
   const workspace = opts.workspace ?? modelB;
   const savedB = opts.workspace ? null : cloneState(modelB.stateDict());
   try {
-    interpolateInto(workspace, modelA.stateDict(), savedB ?? modelB.stateDict(), t);
+    if (opts.load) opts.load(workspace);
+    else interpolateInto(workspace, modelA.stateDict(), savedB ?? modelB.stateDict(), t);
     for (const layer of layers) {
       const [a, b] = [endpoints[0]!.get(layer.name)!, endpoints[1]!.get(layer.name)!];
       const [interpolated] = await layerStatistics([workspace], spec, [layer], data, opts.samples);

@@ -1,0 +1,284 @@
+// Training a curve in an output folder (Tatro et al. 2020, section 2; NeuronAlignment
+// train_curve.py): the endpoints fixed, the bends trained on
+//   E_{t ~ U[0,1]} [ CE(w(t)) ] + 1/2 wd ||w(t)||^2,
+// one t per mini-batch, the L2 term over the weights at the sampled point (BN weights and biases
+// included) and the optimizer's own weight decay 0; Nesterov SGD, momentum 0.9, the endpoints'
+// augmentation, and the paper's schedule (Garipov's as an option).
+//
+//   DIR/alignment.json                 with --align: the permutation of B and its report
+//   DIR/curve.safetensors              the bends after the last finished epoch (curve-file.ts)
+//   DIR/optimizer-epoch{E}.safetensors momentum buffers of the same epoch
+//   DIR/log.jsonl                      one EpochLog per line (train loss = cross-entropy alone)
+//
+// Everything random is a function of the seed: the loader's order and augmentation, the t of each
+// step (curveT), the random bend initialization; so --resume continues bit for bit.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { add, mulScalar } from '../engine/index.js';
+import { writeFileAtomic } from '../nn/checkpoint/atomic.js';
+import { generatorStates, optimizerFile, loadOptimizerState, removeOptimizerFiles } from '../nn/checkpoint/model.js';
+import { saveSafetensors } from '../nn/checkpoint/safetensors.js';
+import { CIFAR_AUGMENT, DataLoader, firstImages, loadDataset, type ImageDataset } from '../nn/data/index.js';
+import { deriveSeed, hash, unit } from '../nn/data/random.js';
+import { createModel } from '../nn/models/index.js';
+import type { Module } from '../nn/module.js';
+import { SGD } from '../nn/optim.js';
+import { lossAndLogits, trainLoop, type EpochLog, type Objective, type StepProgress } from '../nn/train.js';
+import { makeSchedule, resumeOptions, truncateLog, type ScheduleName } from '../nn/train-run.js';
+import { alignModels, type LayerReport } from './align.js';
+import { Curve, CURVE_KINDS, type CurveKind } from './curve.js';
+import {
+  CURVE_FILE, disposeEndpoints, endpointPath, loadBendsFrom, loadEndpoints, permutationsFromJson, permutationsToJson, readCurveFile, restoreGenerators, saveCurve,
+  type CurveMetadata, type CurvePermutation, type Endpoints,
+} from './curve-file.js';
+import { permutationSpec } from './specs.js';
+import { weightMatching } from './weight-matching.js';
+
+export const CURVE_ALIGN_METHODS = ['none', 'correlation', 'weights'] as const;
+export type CurveAlignMethod = (typeof CURVE_ALIGN_METHODS)[number];
+
+/** Everything that determines a curve's bends (stored in the curve file's metadata). */
+export interface CurveTrainingOptions {
+  curve: CurveKind;
+  /** Control points, endpoints included (3: one bend). */
+  points: number;
+  init: 'linear' | 'random';
+  align: CurveAlignMethod;
+  /** Alignment images (the first N training images, test transform), as `neuralign align`. */
+  alignSamples: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  /** wd of the L2 term 1/2 wd ||w(t)||^2. */
+  weightDecay: number;
+  momentum: number;
+  nesterov: boolean;
+  schedule: ScheduleName;
+  /** Seed of the data order, augmentation, the t draws and a random initialization. */
+  seed: number;
+  augment: boolean;
+  trainSubset?: number;
+  /** Data folder (not part of the recipe). */
+  dataDir?: string;
+}
+
+/** The paper's curve recipe (section 2), for endpoints trained with `endpoint` (their options). */
+export function curveDefaults(endpoint: { batchSize?: unknown; augment?: unknown; dataset?: unknown }): CurveTrainingOptions {
+  return {
+    curve: 'bezier',
+    points: 3,
+    init: 'linear',
+    align: 'none',
+    alignSamples: 10000,
+    epochs: 250,
+    batchSize: typeof endpoint.batchSize === 'number' ? endpoint.batchSize : 128,
+    lr: 0.1,
+    weightDecay: 5e-4,
+    momentum: 0.9,
+    nesterov: true,
+    schedule: 'tatro',
+    seed: 1,
+    augment: typeof endpoint.augment === 'boolean' ? endpoint.augment : String(endpoint.dataset).startsWith('cifar'),
+  };
+}
+
+/** Counter stream of the t draws (any constant distinct from the loader's streams). */
+const T_STREAM = 0x63757276; // 'curv'
+
+/** The t of step `step` (0-based) of epoch `epoch` (0-based): uniform in [0, 1), a pure function. */
+export function curveT(seed: number, epoch: number, step: number): number {
+  return unit(hash(deriveSeed(deriveSeed(seed, T_STREAM), epoch), step));
+}
+
+/**
+ * The curve objective for one batch at t: the network at w(t) (Module.withParameters, so the
+ * gradient flows through the coefficient sum to the bends), cross-entropy (GoogLeNet's auxiliary
+ * heads included, as in endpoint training) plus 1/2 wd ||w(t)||^2. `logged` is the cross-entropy.
+ */
+export function curveObjective(model: Module, curve: Curve, weightDecay: number, seed: number): Objective {
+  return ({ x, y }, epoch, step) => {
+    const w = curve.weightsAt(curveT(seed, epoch, step));
+    const { loss, logits } = model.withParameters(w, () => lossAndLogits(model, x, y));
+    const total = weightDecay > 0 ? add(loss, mulScalar(Curve.halfSquaredNorm(w), weightDecay)) : loss;
+    return { loss: total, logits, logged: loss };
+  };
+}
+
+export interface AlignmentRecord {
+  method: Exclude<CurveAlignMethod, 'none'>;
+  endpoints: { a: string; b: string };
+  images: number;
+  permutation: CurvePermutation;
+  layers: LayerReport[] | null;
+  seconds: number;
+}
+
+export interface CurveRunHooks {
+  onStart?: (info: { parameters: number; trainImages: number; startEpoch: number; options: CurveTrainingOptions; permuted: boolean }) => void;
+  onAlign?: (record: AlignmentRecord, reused: boolean) => void;
+  onProgress?: (p: StepProgress) => void;
+  onEpochEnd?: (log: EpochLog) => void;
+}
+
+export interface CurveRunResult {
+  logs: EpochLog[];
+  epoch: number;
+  curveFile: string;
+}
+
+/**
+ * The permutation of B for `method`, computed once and saved in DIR/alignment.json; a rerun or a
+ * resume with the same endpoint files reuses it.
+ */
+async function alignmentFor(method: CurveAlignMethod, pair: Endpoints, train: ImageDataset, options: CurveTrainingOptions, out: string, hooks: CurveRunHooks): Promise<AlignmentRecord | null> {
+  if (method === 'none') return null;
+  const path = join(out, 'alignment.json');
+  if (existsSync(path)) {
+    const saved = JSON.parse(readFileSync(path, 'utf8')) as AlignmentRecord;
+    if (saved.method === method && saved.endpoints.a === pair.a.sha256 && saved.endpoints.b === pair.b.sha256) {
+      hooks.onAlign?.(saved, true);
+      return saved;
+    }
+  }
+  const start = performance.now();
+  let record: AlignmentRecord;
+  if (method === 'correlation') {
+    const data = new DataLoader(firstImages(train, Math.min(options.alignSamples, train.shape[0]), 'align-samples'), { batchSize: 512 });
+    const result = await alignModels(pair.a.model, pair.b.model, data);
+    for (const t of result.state.values()) t.dispose();
+    record = { method, endpoints: { a: pair.a.sha256, b: pair.b.sha256 }, images: result.images, permutation: permutationsToJson(method, result.permutations)!, layers: result.layers, seconds: 0 };
+  } else {
+    const result = await weightMatching(pair.a.model.stateDict(), pair.b.model.stateDict(), permutationSpec(pair.a.model));
+    for (const t of result.state.values()) t.dispose();
+    record = { method, endpoints: { a: pair.a.sha256, b: pair.b.sha256 }, images: 0, permutation: permutationsToJson(method, result.permutations)!, layers: null, seconds: 0 };
+  }
+  record.seconds = (performance.now() - start) / 1000;
+  await writeFileAtomic(path, [new TextEncoder().encode(`${JSON.stringify(record, null, 1)}\n`)]);
+  hooks.onAlign?.(record, false);
+  return record;
+}
+
+/**
+ * Trains a curve between checkpoints `a` and `b` into folder `out` (see the file comment). With
+ * `resume`, continues from out's curve file (same endpoints, same recipe; --epochs may grow when
+ * the schedule allows); without, `out` must not hold a curve yet.
+ */
+export async function runCurveTraining(
+  a: string,
+  b: string,
+  given: Partial<CurveTrainingOptions>,
+  out: string,
+  opts: { resume?: boolean; readEvery?: number; hooks?: CurveRunHooks } = {},
+): Promise<CurveRunResult> {
+  const hooks = opts.hooks ?? {};
+  const curvePath = join(out, CURVE_FILE);
+  let saved: Awaited<ReturnType<typeof readCurveFile>> | null = null;
+  if (opts.resume) {
+    if (!existsSync(curvePath)) throw new Error(`${out}: no ${CURVE_FILE} to resume from`);
+    saved = await readCurveFile(curvePath);
+  } else if (existsSync(curvePath)) {
+    throw new Error(`${out} already holds a curve; pass --resume to continue it, or choose another --out`);
+  }
+  // The permutation is part of the curve: on resume it comes from the curve file.
+  let pair = await loadEndpoints(a, b, null, saved ? { a: saved.meta.endpoints.a.sha256, b: saved.meta.endpoints.b.sha256 } : undefined);
+  let curve: Curve | null = null;
+  let model: Module | null = null;
+  let optimizer: SGD | null = null;
+  try {
+    const defaults = curveDefaults(pair.a.meta.training);
+    const options: CurveTrainingOptions = saved
+      ? resumeOptions(saved.meta.training as unknown as CurveTrainingOptions, given)
+      : ({ ...defaults, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as CurveTrainingOptions);
+    if (!CURVE_KINDS.includes(options.curve)) throw new Error(`unknown curve kind '${options.curve}'`);
+    const dataDir = options.dataDir ?? (pair.a.meta.training as { dataDir?: string }).dataDir;
+    const train = firstImages(loadDataset(pair.a.meta.dataset, 'train', dataDir), options.trainSubset, 'train-subset');
+    if (train.shape[1] !== pair.a.meta.config.inChannels || train.classes !== pair.a.meta.config.numClasses) {
+      throw new Error(`${train.name} does not fit the endpoints' ${pair.a.meta.model} (${pair.a.meta.config.inChannels} channels, ${pair.a.meta.config.numClasses} classes)`);
+    }
+    mkdirSync(out, { recursive: true });
+
+    let permutation: CurvePermutation | null;
+    if (saved) permutation = saved.meta.permutation;
+    else permutation = (await alignmentFor(options.align, pair, train, options, out, hooks))?.permutation ?? null;
+    if (permutation) {
+      const unpermuted = pair;
+      pair = await loadEndpoints(a, b, permutationsFromJson(permutation));
+      disposeEndpoints(unpermuted);
+    }
+
+    model = createModel(pair.a.meta.model, pair.a.meta.config);
+    model.loadStateDict(pair.a.model.stateDict());
+    const config = pair.a.meta.config;
+    // Garipov's random bends: a freshly initialized network per bend, seeded by the run's seed.
+    const fresh = options.init === 'random' ? Array.from({ length: options.points - 2 }, (_, i) => createModel(pair.a.meta.model, { ...config, seed: deriveSeed(options.seed, i + 1) })) : [];
+    try {
+      curve = new Curve(model, pair.a.model.stateDict(), pair.stateB, { kind: options.curve, points: options.points, init: fresh.length ? fresh.map((f) => f.stateDict()) : 'linear' });
+    } finally {
+      for (const f of fresh) f.dispose();
+    }
+    optimizer = new SGD(curve.parameters(), { lr: options.lr, momentum: options.momentum, nesterov: options.nesterov, weightDecay: 0 });
+    let startEpoch = 0;
+    if (saved) {
+      startEpoch = saved.meta.epoch;
+      loadBendsFrom(curve, saved, curvePath);
+      restoreGenerators(model, saved.meta.generators, curvePath);
+      await loadOptimizerState(out, startEpoch, optimizer);
+      await removeOptimizerFiles(out, (e) => e > startEpoch);
+      await truncateLog(join(out, 'log.jsonl'), startEpoch);
+    }
+    const loader = new DataLoader(train, { batchSize: options.batchSize, shuffle: true, augment: options.augment ? CIFAR_AUGMENT : null, seed: options.seed });
+    hooks.onStart?.({ parameters: curve.parameters().reduce((n, t) => n + t.size, 0), trainImages: train.shape[0], startEpoch, options, permuted: !!permutation });
+
+    const endpoints = {
+      a: { path: endpointPath(curvePath, a), sha256: pair.a.sha256, seed: pair.a.meta.seed },
+      b: { path: endpointPath(curvePath, b), sha256: pair.b.sha256, seed: pair.b.meta.seed },
+    };
+    const c = curve;
+    const m = model;
+    const opt = optimizer;
+    let epoch = startEpoch;
+    const logs = await trainLoop({
+      model: m,
+      optimizer: opt,
+      schedule: makeSchedule(options.schedule, options.lr, options.epochs),
+      train: loader,
+      test: null,
+      epochs: options.epochs,
+      startEpoch,
+      readEvery: opts.readEvery,
+      objective: curveObjective(m, c, options.weightDecay, options.seed),
+      watch: () => c.bendStateDict(),
+      onProgress: hooks.onProgress,
+      onEpochEnd: async (log) => {
+        await appendFile(join(out, 'log.jsonl'), `${JSON.stringify(log)}\n`);
+        const { dataDir: _d, ...recipe } = options;
+        const meta: CurveMetadata = {
+          curve: c.kind,
+          points: c.points,
+          model: pair.a.meta.model,
+          config,
+          dataset: pair.a.meta.dataset,
+          endpoints,
+          permutation,
+          epoch: log.epoch,
+          training: { ...recipe, ...(options.dataDir ? { dataDir: options.dataDir } : {}) },
+          generators: generatorStates(m),
+          metrics: { train_loss: log.train_loss, train_acc: log.train_acc, lr: log.lr, seconds: log.seconds },
+        };
+        // The companion first, then the curve file, then older companions (checkpoint/model.ts).
+        await saveSafetensors(join(out, optimizerFile(log.epoch)), opt.stateDict(), { format: 'pt', epoch: String(log.epoch) });
+        await saveCurve(curvePath, c, meta);
+        await removeOptimizerFiles(out, (e) => e !== log.epoch);
+        epoch = log.epoch;
+        hooks.onEpochEnd?.(log);
+      },
+    });
+    return { logs, epoch, curveFile: curvePath };
+  } finally {
+    optimizer?.dispose();
+    curve?.dispose();
+    model?.dispose();
+    disposeEndpoints(pair);
+  }
+}
