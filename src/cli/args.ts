@@ -56,6 +56,19 @@ export function positiveInteger(value: number | undefined, flag: string): number
   return value;
 }
 
+/** A numeric flag that must be >= 0 when given (a learning rate, a weight decay). */
+export function nonNegative(value: number | undefined, flag: string): number | undefined {
+  if (value !== undefined && !(value >= 0)) throw new UsageError(`--${flag} needs a number >= 0, got ${value}`);
+  return value;
+}
+
+/** A string flag that must be one of `names` when given. */
+export function choice<T extends string>(value: string | undefined, names: readonly T[], flag: string): T | undefined {
+  if (value === undefined) return undefined;
+  if (!names.includes(value as T)) throw new UsageError(`--${flag} '${value}' is not one of ${names.join(', ')}`);
+  return value as T;
+}
+
 export function helpText(usage: string, description: string, spec: FlagSpec): string {
   const lines = [`usage: ${usage}`, '', description, ''];
   const entries = Object.entries(spec);

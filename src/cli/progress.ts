@@ -54,7 +54,9 @@ export class ProgressReporter {
     this.evalSeconds = Math.max(0, log.seconds - this.trainSeconds);
     const line =
       `epoch ${log.epoch}/${epochs}  train loss ${log.train_loss.toFixed(4)} acc ${pct(log.train_acc)}  ` +
-      `test loss ${log.test_loss.toFixed(4)} acc ${pct(log.test_acc)}  lr ${log.lr.toPrecision(4)}  ` +
+      // A curve run has no test evaluation per epoch (BN would need re-estimating at every t).
+      (Number.isFinite(log.test_loss) ? `test loss ${log.test_loss.toFixed(4)} acc ${pct(log.test_acc)}  ` : '') +
+      `lr ${log.lr.toPrecision(4)}  ` +
       `${formatDuration(log.seconds)}  ${log.images_per_s.toFixed(0)} img/s`;
     this.sink.write(`${this.tty && this.drawn ? '\r\x1b[K' : ''}${line}\n`);
     this.drawn = false;

@@ -6,7 +6,7 @@ import { DATASET_NAMES } from '../nn/data/index.js';
 import { MODEL_NAMES, type ModelName } from '../nn/models/index.js';
 import { TrainingDivergedError } from '../nn/train.js';
 import { SCHEDULE_NAMES, paperDefaults, resumeOptions, runTraining, savedOptions, type ScheduleName, type TrainingOptions } from '../nn/train-run.js';
-import { UsageError, positiveInteger, type FlagSpec, type Flags } from './args.js';
+import { UsageError, choice, nonNegative, positiveInteger, type FlagSpec, type Flags } from './args.js';
 import { defineCommand } from './command.js';
 import { ProgressReporter } from './progress.js';
 
@@ -33,17 +33,6 @@ const spec = {
   resume: { type: 'boolean', help: "continue from --out's checkpoint (same recipe; --epochs may grow)" },
   'log-every': { type: 'number', help: 'read the loss every K batches: progress, plain log lines, NaN checks', default: 50 },
 } satisfies FlagSpec;
-
-function choice<T extends string>(value: string | undefined, names: readonly T[], flag: string): T | undefined {
-  if (value === undefined) return undefined;
-  if (!names.includes(value as T)) throw new UsageError(`--${flag} '${value}' is not one of ${names.join(', ')}`);
-  return value as T;
-}
-
-function nonNegative(value: number | undefined, flag: string): number | undefined {
-  if (value !== undefined && !(value >= 0)) throw new UsageError(`--${flag} needs a number >= 0, got ${value}`);
-  return value;
-}
 
 async function run(flags: Flags<typeof spec>): Promise<number> {
   if (!flags.out) throw new UsageError('--out DIR is required');
