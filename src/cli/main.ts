@@ -5,7 +5,9 @@ import { align } from './align.js';
 import { UsageError } from './args.js';
 import { bench } from './bench.js';
 import type { Command } from './command.js';
+import { curve } from './curve.js';
 import { demo } from './demo.js';
+import { evalCurve } from './eval-curve.js';
 import { evalCommand } from './eval.js';
 import { info } from './info.js';
 import { interpolate } from './interpolate.js';
@@ -19,6 +21,8 @@ const commands: Record<string, Command & { summary: string }> = {
   eval: { ...evalCommand, summary: 'test loss and accuracy of a checkpoint' },
   align: { ...align, summary: "permute B's units to match A's (neuron alignment), report correlations" },
   interpolate: { ...interpolate, summary: 'loss and accuracy along (1-t) A + t B, BN re-estimated per t; barriers' },
+  curve: { ...curve, summary: 'train a Bezier or polychain curve from A to B (or to B aligned to A), --resume' },
+  'eval-curve': { ...evalCurve, summary: 'loss and accuracy along a trained curve (and the line), BN re-estimated per t; Min, Avg, barriers' },
 };
 
 function usage(): string {

@@ -1,0 +1,117 @@
+// `neuralign curve`: trains a curve between two endpoint checkpoints (src/align/curve-run.ts):
+// flags -> CurveTrainingOptions (the paper's curve recipe for what is not given), progress as
+// `train` shows it, the curve file and its per-epoch checkpoint pair in --out, exact --resume.
+import { runtime } from '../engine/index.js';
+import { CURVE_KINDS } from '../align/curve.js';
+import { CURVE_ALIGN_METHODS, runCurveTraining, type CurveTrainingOptions } from '../align/curve-run.js';
+import { TrainingDivergedError } from '../nn/train.js';
+import { SCHEDULE_NAMES } from '../nn/train-run.js';
+import { UsageError, choice, nonNegative, positiveInteger, type FlagSpec, type Flags } from './args.js';
+import { defineCommand } from './command.js';
+import { ProgressReporter, formatDuration } from './progress.js';
+
+// Recipe flags have no parser default: absent means the paper's value for a new curve and the
+// curve file's value for --resume.
+const spec = {
+  a: { type: 'string', help: 'endpoint checkpoint at t = 0 (required)' },
+  b: { type: 'string', help: 'endpoint checkpoint at t = 1 (required; aligned to A first with --align)' },
+  out: { type: 'string', help: 'output folder: curve.safetensors, optimizer-epoch{E}.safetensors, log.jsonl, alignment.json (required)' },
+  curve: { type: 'string', help: `curve family: ${CURVE_KINDS.join(', ')} (default bezier)` },
+  bends: { type: 'number', help: 'control points including both endpoints (default 3: the quadratic Bezier of the paper)' },
+  'init-bends': { type: 'string', help: 'linear (on the straight line, the default) or random (a fresh initialization, Garipov\'s option)' },
+  align: { type: 'string', help: `${CURVE_ALIGN_METHODS.join(', ')}: connect A to B as trained, or to B aligned by activation correlation (the paper) or weight matching (default none)` },
+  'align-samples': { type: 'number', help: 'training images the correlation alignment uses (default 10000, as the paper)' },
+  epochs: { type: 'number', help: 'epochs (default 250)' },
+  lr: { type: 'number', help: 'initial learning rate (default 0.1)' },
+  wd: { type: 'number', help: 'wd of the L2 term 1/2 wd ||w(t)||^2 (default 5e-4; the optimizer has no weight decay of its own)' },
+  momentum: { type: 'number', help: 'Nesterov momentum (default 0.9)' },
+  'batch-size': { type: 'number', help: "batch size (default: the endpoints' training batch size)" },
+  schedule: { type: 'string', help: `learning-rate schedule: ${SCHEDULE_NAMES.join(', ')} (default tatro; garipov is Garipov et al.'s)` },
+  seed: { type: 'number', help: 'seed of the data order, augmentation, the t of each batch and random bends (default 1)' },
+  'train-subset': { type: 'number', help: 'train on the first N training images' },
+  'no-augment': { type: 'boolean', help: "no augmentation (default: as the endpoints were trained)" },
+  'data-dir': { type: 'string', help: "data folder (default: endpoint A's training data folder)" },
+  resume: { type: 'boolean', help: "continue --out's curve (same endpoints and recipe; --epochs may grow)" },
+  'log-every': { type: 'number', help: 'read the loss every K batches: progress, plain log lines, NaN checks', default: 50 },
+} satisfies FlagSpec;
+
+async function run(flags: Flags<typeof spec>): Promise<number> {
+  for (const name of ['a', 'b', 'out'] as const) if (!flags[name]) throw new UsageError(`--${name} is required`);
+  const initBends = choice(flags['init-bends'], ['linear', 'random'] as const, 'init-bends');
+  const given: Partial<CurveTrainingOptions> = {
+    curve: choice(flags.curve, CURVE_KINDS, 'curve'),
+    points: positiveInteger(flags.bends, 'bends'),
+    init: initBends,
+    align: choice(flags.align, CURVE_ALIGN_METHODS, 'align'),
+    alignSamples: positiveInteger(flags['align-samples'], 'align-samples'),
+    epochs: positiveInteger(flags.epochs, 'epochs'),
+    lr: nonNegative(flags.lr, 'lr'),
+    weightDecay: nonNegative(flags.wd, 'wd'),
+    momentum: nonNegative(flags.momentum, 'momentum'),
+    nesterov: flags.momentum === 0 ? false : undefined,
+    batchSize: positiveInteger(flags['batch-size'], 'batch-size'),
+    schedule: choice(flags.schedule, SCHEDULE_NAMES, 'schedule'),
+    seed: flags.seed,
+    trainSubset: positiveInteger(flags['train-subset'], 'train-subset'),
+    augment: flags['no-augment'] ? false : undefined,
+    dataDir: flags['data-dir'],
+  };
+  if (given.points !== undefined && given.points < 3) throw new UsageError(`--bends needs at least 3 control points (the endpoints and one bend), got ${given.points}`);
+  if (given.seed !== undefined && !(Number.isInteger(given.seed) && given.seed >= 0 && given.seed < 2 ** 32)) throw new UsageError(`--seed needs an integer in 0..2^32-1, got ${given.seed}`);
+  const logEvery = positiveInteger(flags['log-every'], 'log-every')!;
+
+  const progress = new ProgressReporter(process.stderr);
+  let epochs = 0;
+  let result;
+  try {
+    result = await runCurveTraining(flags.a!, flags.b!, given, flags.out!, {
+      resume: flags.resume,
+      readEvery: logEvery,
+      hooks: {
+        onAlign: (r, reused) =>
+          console.error(
+            reused
+              ? `alignment (${r.method}) reused from ${flags.out}/alignment.json`
+              : `aligned B to A by ${r.method}${r.images ? ` on ${r.images} training images` : ''} in ${formatDuration(r.seconds)}; report in ${flags.out}/alignment.json`,
+          ),
+        onStart: (s) => {
+          const o = s.options;
+          epochs = o.epochs;
+          console.error(
+            `${s.startEpoch > 0 ? `resuming at epoch ${s.startEpoch + 1}: ` : ''}${o.curve} curve with ${o.points} control points (${s.parameters.toLocaleString('en-US')} trainable) ` +
+              `from ${flags.a} to ${s.permuted ? `P(${flags.b}) (${o.align})` : flags.b}; ${s.trainImages} train images, batch ${o.batchSize}, ${o.epochs} epochs, ` +
+              `lr ${o.lr} (${o.schedule}), L2 ${o.weightDecay}, momentum ${o.momentum}${o.nesterov ? ' nesterov' : ''}, ${o.augment ? 'augmented' : 'no augmentation'}, ` +
+              `bends ${o.init}, seed ${o.seed}; ${runtime().info.description} via ${runtime().info.backend}`,
+          );
+        },
+        onProgress: (p) => progress.step(p),
+        onEpochEnd: (log) => progress.epoch(log, epochs),
+      },
+    });
+  } catch (e) {
+    progress.close();
+    if (e instanceof TrainingDivergedError) {
+      const saved = e.epoch - 1;
+      throw new Error(`${e.message}; ${saved > 0 ? `the curve of epoch ${saved} in ${flags.out} is kept` : 'no curve was written'}`);
+    }
+    throw e;
+  }
+  const last = result.logs[result.logs.length - 1];
+  if (!last) {
+    console.log(`${flags.out}: the curve is already trained for ${result.epoch} epochs; nothing to do`);
+    return 0;
+  }
+  console.log(`trained the curve to epoch ${last.epoch}: train loss ${last.train_loss.toFixed(4)} (at random t); ${result.curveFile}`);
+  console.log(`evaluate it with: neuralign eval-curve --curve ${result.curveFile} [--line]`);
+  return 0;
+}
+
+export const curve = defineCommand({
+  usage: 'neuralign curve --a A.safetensors --b B.safetensors --out DIR [--align none|correlation|weights] [options]',
+  description:
+    'Trains a mode-connecting curve between two endpoints (Tatro et al. 2020, section 2; Garipov et al. 2018): the endpoints\n' +
+    'fixed, the bends trained on the cross-entropy at one t ~ U[0, 1] per batch plus 1/2 wd ||w(t)||^2. With --align, B is\n' +
+    "first permuted into A's unit order, and the curve connects A to P(B).",
+  spec,
+  run,
+});
