@@ -11,7 +11,7 @@
 //  - WebGPU reports errors asynchronously. Every pipeline creation and bind-group creation runs
 //    inside an error scope named after the op, and encoder.finish() inside one naming the ops of
 //    that submit; the first error is thrown, with that name, at the next submit or read-back.
-import type { BufferPool } from './pool.js';
+import type { BufferPool } from './buffer-pool.js';
 
 /** Bytes per uniform slot: WebGPU's minUniformBufferOffsetAlignment is at most 256. */
 export const PARAM_SLOT_BYTES = 256;

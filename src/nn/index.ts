@@ -6,6 +6,7 @@ export * from './layers/linear.js';
 export * from './layers/conv.js';
 export * from './layers/batchnorm.js';
 export * from './layers/pool.js';
+export * from './layers/dropout.js';
 export * from './layers/activation.js';
 export * from './models/index.js';
 export * from './optim.js';

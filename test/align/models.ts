@@ -2,7 +2,7 @@
 // (at initialization they are constants, which any permutation leaves unchanged), and the
 // relative measure used to compare outputs.
 import * as E from '../../src/engine/index.js';
-import { Dropout } from '../../src/nn/layers/pool.js';
+import { Dropout } from '../../src/nn/layers/dropout.js';
 import { GoogLeNet, MLP, ResNet32, TinyTen, VGG16 } from '../../src/nn/models/index.js';
 import { copyInto, type Module } from '../../src/nn/module.js';
 import { rng } from '../helpers.js';

@@ -4,7 +4,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
-import { sizeClass } from '../../src/engine/pool.js';
+import { sizeClass } from '../../src/engine/buffer-pool.js';
 import { TEST_SEED, poolInUse, randomArray, rng, setupEngine, toTensor } from '../helpers.js';
 
 const test = suite('memory');

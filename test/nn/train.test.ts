@@ -16,7 +16,7 @@ import { DataLoader, subset, syntheticDataset } from '../../src/nn/data/index.js
 import { evaluate, type BatchSource } from '../../src/nn/evaluate.js';
 import { ReLU } from '../../src/nn/layers/activation.js';
 import { Linear } from '../../src/nn/layers/linear.js';
-import { Dropout } from '../../src/nn/layers/pool.js';
+import { Dropout } from '../../src/nn/layers/dropout.js';
 import { Module, Sequential } from '../../src/nn/module.js';
 import { SGD, tatroSchedule } from '../../src/nn/optim.js';
 import { paperDefaults, resumeOptions, runTraining, savedOptions, type TrainingOptions } from '../../src/nn/train-run.js';

@@ -17,7 +17,7 @@
 import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Generator, Tensor } from '../../engine/index.js';
-import { Dropout } from '../layers/pool.js';
+import { Dropout } from '../layers/dropout.js';
 import { MODEL_NAMES, createModel, type ModelConfig, type ModelName } from '../models/index.js';
 import type { Module } from '../module.js';
 import type { SGD } from '../optim.js';

@@ -1,7 +1,8 @@
-// Pooling and dropout layers (torch.nn.MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Dropout).
-import { Generator, Tensor, avgPool2d, dropout, globalAvgPool2d, maxPool2d, reshape } from '../../engine/index.js';
+// Pooling layers (torch.nn.MaxPool2d, AvgPool2d, AdaptiveAvgPool2d) over engine/ops/pool.ts.
+import { Tensor, avgPool2d, globalAvgPool2d, maxPool2d, reshape } from '../../engine/index.js';
 import { Module } from '../module.js';
 
+/** Stride (default: the kernel size) and padding (default 0), as the engine's pooling ops take them. */
 export interface PoolOptions {
   stride?: number;
   padding?: number;
@@ -17,7 +18,7 @@ export class MaxPool2d extends Module {
     super();
   }
   forward(x: Tensor): Tensor {
-    return maxPool2d(x, this.kernelSize, { stride: this.opts.stride ?? this.kernelSize, padding: this.opts.padding ?? 0, ceilMode: !!this.opts.ceilMode });
+    return maxPool2d(x, this.kernelSize, this.opts);
   }
 }
 
@@ -29,7 +30,7 @@ export class AvgPool2d extends Module {
     super();
   }
   forward(x: Tensor): Tensor {
-    return avgPool2d(x, this.kernelSize, { stride: this.opts.stride ?? this.kernelSize, padding: this.opts.padding ?? 0, ceilMode: !!this.opts.ceilMode });
+    return avgPool2d(x, this.kernelSize, this.opts);
   }
 }
 
@@ -51,18 +52,5 @@ export class AdaptiveAvgPool2d extends Module {
     if (this.outputSize === 1) return reshape(globalAvgPool2d(x), [x.shape[0]!, x.shape[1]!, 1, 1]);
     const k = h / this.outputSize;
     return avgPool2d(x, k, { stride: k, padding: 0, ceilMode: false });
-  }
-}
-
-/** Inverted dropout with a seeded mask; identity in eval mode. */
-export class Dropout extends Module {
-  constructor(
-    readonly p: number,
-    readonly generator: Generator,
-  ) {
-    super();
-  }
-  forward(x: Tensor): Tensor {
-    return dropout(x, this.p, { training: this.training, generator: this.generator });
   }
 }
