@@ -7,14 +7,23 @@
 // Sizes live in `params`, never in the pipeline key, so one pipeline serves every shape; WGSL
 // `override` constants specialize a kernel (which op, which tile) and are part of the key.
 import { openDevice, type GPUContext } from './device.js';
-import { BufferPool } from './pool.js';
+import { BufferPool } from './buffer-pool.js';
 import { CommandStream, PARAM_SLOT_BYTES } from './stream.js';
 
 export interface Runtime extends GPUContext {
   pool: BufferPool;
   stream: CommandStream;
+  /**
+   * Compiled shaders by WGSL source text (the whole text, libraries included): a file with several
+   * entry points compiles once, and two kernels share a module only when their sources are equal,
+   * whatever their names. Each holds its pipelines by entry point and override constants.
+   */
+  shaders: Map<string, CompiledShader>;
+}
+
+export interface CompiledShader {
+  module: GPUShaderModule;
   pipelines: Map<string, GPUComputePipeline>;
-  modules: Map<string, GPUShaderModule>;
 }
 
 let current: Runtime | null = null;
@@ -26,7 +35,7 @@ export function init(): Promise<Runtime> {
   opening ??= openDevice().then((ctx) => {
     const pool = new BufferPool(ctx.device);
     const submitEvery = Number(process.env.NEURALIGN_SUBMIT_EVERY ?? 64);
-    current = { ...ctx, pool, stream: new CommandStream(ctx.device, pool, submitEvery), pipelines: new Map(), modules: new Map() };
+    current = { ...ctx, pool, stream: new CommandStream(ctx.device, pool, submitEvery), shaders: new Map() };
     return current;
   });
   opening.catch(() => (opening = null));
@@ -56,9 +65,10 @@ export async function shutdown(): Promise<void> {
 }
 
 /**
- * A WGSL kernel: its source and a name for errors and the pipeline cache. WGSL has no include, so
+ * A WGSL kernel: its source, an entry point, and a name for errors and labels. WGSL has no include, so
  * a kernel that uses shared functions (src/shaders/lib/) passes [library, ..., own source], which
- * are joined in that order.
+ * are joined in that order (directives such as `enable subgroups;` hoisted to the top, where
+ * WGSL requires them).
  */
 export class Kernel {
   readonly source: string;
@@ -67,30 +77,40 @@ export class Kernel {
     source: string | readonly string[],
     readonly entryPoint = 'main',
   ) {
-    this.source = typeof source === 'string' ? source : source.join('\n');
+    this.source = typeof source === 'string' ? source : joinWgsl(source);
   }
 
   pipeline(constants: Record<string, number> = {}): GPUComputePipeline {
     const rt = runtime();
-    const key = `${this.name}:${this.entryPoint}:${JSON.stringify(constants)}`;
-    let pipeline = rt.pipelines.get(key);
+    const key = `${this.entryPoint}:${JSON.stringify(constants)}`;
+    let shader = rt.shaders.get(this.source);
+    let pipeline = shader?.pipelines.get(key);
     if (!pipeline) {
       pipeline = rt.stream.scoped(`compiling kernel ${this.name} ${JSON.stringify(constants)}`, () => {
-        let module = rt.modules.get(this.name);
-        if (!module) {
-          module = rt.device.createShaderModule({ code: this.source, label: this.name });
-          rt.modules.set(this.name, module);
+        if (!shader) {
+          shader = { module: rt.device.createShaderModule({ code: this.source, label: this.name }), pipelines: new Map() };
+          rt.shaders.set(this.source, shader);
         }
         return rt.device.createComputePipeline({
-          label: key,
+          label: `${this.name}:${key}`,
           layout: 'auto',
-          compute: { module, entryPoint: this.entryPoint, constants },
+          compute: { module: shader.module, entryPoint: this.entryPoint, constants },
         });
       });
-      rt.pipelines.set(key, pipeline);
+      shader!.pipelines.set(key, pipeline);
     }
     return pipeline;
   }
+}
+
+/** WGSL directive lines (`enable subgroups;`), which must come before every declaration. */
+const DIRECTIVE = /^\s*(enable|requires|diagnostic)\b[^;]*;\s*$/gm;
+
+/** Joins a kernel's pieces in order, each piece's directives moved to the top of the whole. */
+function joinWgsl(pieces: readonly string[]): string {
+  const directives = pieces.flatMap((p) => p.match(DIRECTIVE) ?? []).map((d) => d.trim());
+  const body = pieces.map((p) => p.replace(DIRECTIVE, ''));
+  return [...directives, ...body].join('\n');
 }
 
 /** Writes a kernel's uniform Params struct field by field, in WGSL's layout rules. */
@@ -155,7 +175,7 @@ export function launch(kernel: Kernel, spec: Launch): void {
 /**
  * Workgroup counts for `invocations` threads in workgroups of `size`, folded into a 2-D grid when
  * more than maxComputeWorkgroupsPerDimension (65535 by default) are needed. Kernels recover the
- * linear index as `wid.x + wid.y * nwg.x` (times the workgroup size, plus the local index).
+ * linear index with src/shaders/lib/grid.wgsl's workgroup_index and thread_index.
  */
 export function grid1d(invocations: number, size: number): [number, number, number] {
   const groups = Math.max(1, Math.ceil(invocations / size));

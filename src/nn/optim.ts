@@ -5,10 +5,11 @@
 // buffers are kept tensors created on a parameter's first step (PyTorch's buf = g), and stay
 // with the optimizer until dispose().
 import sgdWgsl from '../shaders/sgd.wgsl';
+import gridWgsl from '../shaders/lib/grid.wgsl';
 import { Kernel, Tensor, clone, grid1d, keep, launch, noGrad } from '../engine/index.js';
 
-const sgdKernel = new Kernel('sgd', sgdWgsl, 'sgd');
-const sgdMomentumKernel = new Kernel('sgd_momentum', sgdWgsl, 'sgd_momentum');
+const sgdKernel = new Kernel('sgd', [gridWgsl, sgdWgsl], 'sgd');
+const sgdMomentumKernel = new Kernel('sgd_momentum', [gridWgsl, sgdWgsl], 'sgd_momentum');
 
 export interface SGDOptions {
   lr: number;

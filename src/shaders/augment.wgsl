@@ -80,7 +80,7 @@ fn interpolate(plane: u32, uy: f32, ux: f32) -> f32 {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let x = i % params.out_w;
   let y = (i / params.out_w) % params.out_h;

@@ -62,10 +62,6 @@ fn offset_of(c: u32, j: u32) -> u32 {
   return (n * params.channels + c) * params.spatial + (j - n * params.spatial);
 }
 
-fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * 256u + lid;
-}
-
 @compute @workgroup_size(WG)
 fn backward_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let k = wid.x;
@@ -101,7 +97,7 @@ fn backward_finalize(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let c = (i / params.spatial) % params.channels;
   let invstd = invstd_of(c);
@@ -113,7 +109,7 @@ fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 @compute @workgroup_size(256)
 fn backward_input_eval(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let c = (i / params.spatial) % params.channels;
   dx[i] = dy[i] * gamma_of(c) * invstd_of(c);

@@ -152,7 +152,7 @@ fn store(m: i32, col: i32, cc: Coord, split: i32, v: f32) {
 @compute @workgroup_size(64)
 fn pack_a(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>,
           @builtin(num_workgroups) nwg: vec3<u32>) {
-  let k = i32((wid.x + wid.y * nwg.x) * 64u + li);
+  let k = i32(thread_index(wid, nwg, li, 64u));
   if (k >= params.gemm_k) { return; }
   let kc = k_coord(k);
   let m4 = (params.gemm_m + 3) / 4;
@@ -184,7 +184,7 @@ override TN: u32 = 4u;
 @compute @workgroup_size(WG_N)
 fn gemm_registers(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
                   @builtin(num_workgroups) nwg: vec3<u32>) {
-  let group = i32(wid.x + wid.y * nwg.x);
+  let group = i32(workgroup_index(wid, nwg));
   if (group >= params.row_groups * params.col_groups) { return; }
   let q0 = (group / params.col_groups) * i32(TM4); // first vec4 of rows
   let n0 = (group % params.col_groups) * i32(WG_N * TN) + i32(lid.x);
@@ -233,7 +233,7 @@ var<workgroup> tile_b: array<f32, 1024>; // [BK][BN]:       B[k0 + kk, n_tile + 
 @compute @workgroup_size(16, 16)
 fn gemm_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32,
               @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let group = i32(wid.x + wid.y * nwg.x);
+  let group = i32(workgroup_index(wid, nwg));
   if (group >= params.row_groups * params.col_groups) { return; }
   let m_tile = (group / params.col_groups) * BM;
   let n_tile = (group % params.col_groups) * BN;

@@ -23,7 +23,7 @@ struct Params {
 @compute @workgroup_size(256)
 fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let keep = unit(counter_hash(params.seed, params.offset + i)) >= params.p;
   out[i] = select(0.0, x[i] * params.scale, keep);

@@ -22,7 +22,7 @@ override DTYPE: u32 = 0u;
 @compute @workgroup_size(256)
 fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   out[i] = params.word;
 }
@@ -30,7 +30,7 @@ fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(256)
 fn arange(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let v = params.start + f32(i) * params.step;
   if (DTYPE == 1u) {
@@ -43,7 +43,7 @@ fn arange(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(256)
 fn add_i32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   out[i] = bitcast<u32>(bitcast<i32>(out[i]) + bitcast<i32>(params.word));
 }

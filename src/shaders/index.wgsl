@@ -22,14 +22,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read> idx: array<i32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
 
-fn linear(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * 256u + lid;
-}
-
 @compute @workgroup_size(256)
 fn index_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-  let i = linear(wid, nwg, lid);
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let k = i % params.inner;
   let j = (i / params.inner) % params.m;
@@ -42,7 +38,7 @@ fn index_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(256)
 fn index_select_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                          @builtin(local_invocation_index) lid: u32) {
-  let i = linear(wid, nwg, lid);
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let k = i % params.inner;
   let t = (i / params.inner) % params.dim;
@@ -57,7 +53,7 @@ fn index_select_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
 @compute @workgroup_size(256)
 fn pick(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = linear(wid, nwg, lid);
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let t = idx[i];
   if (t < 0 || u32(t) >= params.dim) { out[i] = 0u; return; }
@@ -67,7 +63,7 @@ fn pick(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(256)
 fn one_hot(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = linear(wid, nwg, lid);
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let c = i % params.dim;
   let row = i / params.dim;

@@ -74,7 +74,7 @@ fn b_quad(base: u32, k: u32, n: u32) -> vec4<f32> {
 @compute @workgroup_size(WX, WY)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>) {
-  let tile = wid.x + wid.y * nwg.x;
+  let tile = workgroup_index(wid, nwg);
   let tn = tile % params.tiles_n;
   let tm = (tile / params.tiles_n) % params.tiles_m;
   let z = tile / (params.tiles_n * params.tiles_m);

@@ -78,7 +78,7 @@ fn rank1(acc: ptr<function, array<array<vec4<f32>, TN4_MAX>, R>>, row_a: ptr<fun
 @compute @workgroup_size(LANES)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lane: u32) {
-  let tile = wid.x + wid.y * nwg.x;
+  let tile = workgroup_index(wid, nwg);
   let tn = tile % params.tiles_n;
   let tm = (tile / params.tiles_n) % params.tiles_m;
   let z = tile / (params.tiles_n * params.tiles_m);

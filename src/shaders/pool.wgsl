@@ -36,10 +36,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> indices: array<i32>;  // argmax per output (max pool)
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;      // y (forward) or dx (backward)
 
-fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * 256u + lid;
-}
-
 /** (plane, row, column) of flat index i over planes of rows x cols. */
 fn unflatten(i: u32, rows: i32, cols: i32) -> vec3<i32> {
   let col = i32(i % u32(cols));
@@ -68,7 +64,7 @@ fn divisor(oy: i32, ox: i32) -> f32 {
 @compute @workgroup_size(256)
 fn max_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let o = unflatten(i, params.out_h, params.out_w);
   let plane = u32(o.x) * u32(params.height * params.width);
@@ -94,7 +90,7 @@ fn max_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(256)
 fn max_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let p = unflatten(i, params.height, params.width);
   let me = p.y * params.width + p.z;
@@ -114,7 +110,7 @@ fn max_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
 @compute @workgroup_size(256)
 fn avg_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let o = unflatten(i, params.out_h, params.out_w);
   let plane = u32(o.x) * u32(params.height * params.width);
@@ -132,7 +128,7 @@ fn avg_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(256)
 fn avg_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let p = unflatten(i, params.height, params.width);
   let rows = covering(p.y, params.kh, params.sh, params.ph, params.out_h);

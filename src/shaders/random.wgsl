@@ -27,7 +27,7 @@ struct Params {
 @compute @workgroup_size(256)
 fn rand_uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   // u < 1, but float32 rounding of low + (high - low) u can still reach high (e.g. low = 1e6,
   // high = 1e6 + 1); such a value becomes low, as torch's uniform_ does, so out is in [low, high).
@@ -38,7 +38,7 @@ fn rand_uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(256)
 fn rand_normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let h = counter_hash(params.seed, params.offset + i);
   let u1 = 1.0 - unit(h);              // (0, 1]: log(u1) is finite

@@ -50,7 +50,7 @@ fn reduced_offset(r: u32) -> u32 {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.y * nwg.x + wid.x) * 64u + lid;
+  let t = thread_index(wid, nwg, lid, 64u);
   if (t >= params.n_out * params.chunks) { return; }
   let o = t / params.chunks;
   let c = t % params.chunks;

@@ -24,14 +24,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> buf: array<f32>;
 
-fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * 256u + lid;
-}
-
 @compute @workgroup_size(256)
 fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let p = param[i];
   let g = grad[i] + params.weight_decay * p;
@@ -41,7 +37,7 @@ fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 @compute @workgroup_size(256)
 fn sgd_momentum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   let p = param[i];
   var g = grad[i] + params.weight_decay * p;

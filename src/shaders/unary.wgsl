@@ -2,7 +2,7 @@
 //
 // Layout: x and out are contiguous arrays of params.n elements (any shape: element-wise ops do
 // not care). One invocation per element; 256 invocations per workgroup; the grid may be folded
-// into 2-D (index = (wid.y * nwg.x + wid.x) * 256 + lid.x) for more than 65535 workgroups.
+// into 2-D (thread_index, lib/grid.wgsl) for more than 65535 workgroups.
 // OP selects f at pipeline creation, so each op compiles to its own branch-free kernel.
 
 struct Params {
@@ -58,7 +58,7 @@ fn apply(v: f32) -> f32 {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  let i = thread_index(wid, nwg, lid, 256u);
   if (i >= params.n) { return; }
   out[i] = apply(x[i]);
 }

@@ -11,6 +11,7 @@
 import backwardWgsl from '../../shaders/batchnorm_backward.wgsl';
 import statsWgsl from '../../shaders/batchnorm_stats.wgsl';
 import forwardWgsl from '../../shaders/batchnorm.wgsl';
+import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { needsGrad, record } from '../autograd.js';
 import { Kernel, grid1d, launch, runtime, type ParamWriter } from '../runtime.js';
 import { Tensor } from '../tensor.js';
@@ -19,11 +20,11 @@ import { shapeString } from './util.js';
 const statsPartialKernel = new Kernel('bn_stats_partial', statsWgsl, 'stats_partial');
 const statsFinalizeKernel = new Kernel('bn_stats_finalize', statsWgsl, 'stats_finalize');
 const statsUpdateKernel = new Kernel('bn_stats_finalize_update', statsWgsl, 'stats_finalize_update');
-const forwardKernel = new Kernel('bn_forward', forwardWgsl, 'bn_forward');
-const backwardPartialKernel = new Kernel('bn_backward_partial', backwardWgsl, 'backward_partial');
-const backwardFinalizeKernel = new Kernel('bn_backward_finalize', backwardWgsl, 'backward_finalize');
-const backwardInputKernel = new Kernel('bn_backward_input', backwardWgsl, 'backward_input');
-const backwardInputEvalKernel = new Kernel('bn_backward_input_eval', backwardWgsl, 'backward_input_eval');
+const forwardKernel = new Kernel('bn_forward', [gridWgsl, forwardWgsl], 'bn_forward');
+const backwardPartialKernel = new Kernel('bn_backward_partial', [gridWgsl, backwardWgsl], 'backward_partial');
+const backwardFinalizeKernel = new Kernel('bn_backward_finalize', [gridWgsl, backwardWgsl], 'backward_finalize');
+const backwardInputKernel = new Kernel('bn_backward_input', [gridWgsl, backwardWgsl], 'backward_input');
+const backwardInputEvalKernel = new Kernel('bn_backward_input_eval', [gridWgsl, backwardWgsl], 'backward_input_eval');
 
 /**
  * How the per-channel reductions (statistics, backward sums) split each channel's `count`

@@ -10,15 +10,16 @@
 // The weight gradient's K is long and its output small, so it is split over K (split-K) into
 // partial sums that `sum` adds. bench/README-conv.md has the measurements behind the choices.
 import convWgsl from '../../shaders/conv2d_gemm.wgsl';
+import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { record } from '../autograd.js';
 import { Kernel, grid1d, launch, runtime, type ParamWriter } from '../runtime.js';
 import { Tensor, type Shape } from '../tensor.js';
 import { sum } from './reduce.js';
 import { shapeString } from './util.js';
 
-const registersKernel = new Kernel('conv2d_gemm', convWgsl, 'gemm_registers');
-const packKernel = new Kernel('conv2d_gemm', convWgsl, 'pack_a');
-const tiledKernel = new Kernel('conv2d_gemm', convWgsl, 'gemm_tiled');
+const registersKernel = new Kernel('conv2d_gemm', [gridWgsl, convWgsl], 'gemm_registers');
+const packKernel = new Kernel('conv2d_gemm', [gridWgsl, convWgsl], 'pack_a');
+const tiledKernel = new Kernel('conv2d_gemm', [gridWgsl, convWgsl], 'gemm_tiled');
 
 /** gemm_tiled computes 64 x 64 blocks of C, 16 steps of k at a time. */
 const TILE = 64;

@@ -2,14 +2,15 @@
 import fillWgsl from '../../shaders/fill.wgsl';
 import counterRngWgsl from '../../shaders/lib/counter_rng.wgsl';
 import randomWgsl from '../../shaders/random.wgsl';
+import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { Kernel, grid1d, launch, runtime } from '../runtime.js';
 import { Tensor, setAllocationHook, sizeOf, type DType, type Shape } from '../tensor.js';
 
-const fillKernel = new Kernel('fill', fillWgsl, 'fill');
-const arangeKernel = new Kernel('arange', fillWgsl, 'arange');
-const addIntKernel = new Kernel('add_i32', fillWgsl, 'add_i32');
-const uniformKernel = new Kernel('rand_uniform', [counterRngWgsl, randomWgsl], 'rand_uniform');
-const normalKernel = new Kernel('rand_normal', [counterRngWgsl, randomWgsl], 'rand_normal');
+const fillKernel = new Kernel('fill', [gridWgsl, fillWgsl], 'fill');
+const arangeKernel = new Kernel('arange', [gridWgsl, fillWgsl], 'arange');
+const addIntKernel = new Kernel('add_i32', [gridWgsl, fillWgsl], 'add_i32');
+const uniformKernel = new Kernel('rand_uniform', [gridWgsl, counterRngWgsl, randomWgsl], 'rand_uniform');
+const normalKernel = new Kernel('rand_normal', [gridWgsl, counterRngWgsl, randomWgsl], 'rand_normal');
 
 type NestedArray = number | readonly NestedArray[];
 

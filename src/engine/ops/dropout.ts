@@ -8,13 +8,14 @@
 // gradient sees the forward's mask without a stored mask tensor.
 import dropoutWgsl from '../../shaders/dropout.wgsl';
 import counterRngWgsl from '../../shaders/lib/counter_rng.wgsl';
+import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { record } from '../autograd.js';
 import { Kernel, grid1d, launch } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import { Generator } from './creation.js';
 import { shapeString } from './util.js';
 
-const dropoutKernel = new Kernel('dropout', [counterRngWgsl, dropoutWgsl], 'dropout');
+const dropoutKernel = new Kernel('dropout', [gridWgsl, counterRngWgsl, dropoutWgsl], 'dropout');
 
 /**
  * Used when no generator is given. The engine's default generator (manualSeed) is private to

@@ -4,6 +4,7 @@
 import binaryWgsl from '../../shaders/binary.wgsl';
 import unaryWgsl from '../../shaders/unary.wgsl';
 import whereWgsl from '../../shaders/where.wgsl';
+import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { record } from '../autograd.js';
 import { Kernel, grid1d, launch } from '../runtime.js';
 import { Tensor, type DType, type Shape } from '../tensor.js';
@@ -11,9 +12,9 @@ import { full } from './creation.js';
 import { sumTo } from './reduce.js';
 import { MAX_RANK, broadcastShapes, broadcastStrides, checkRank, sameShape, shapeString } from './util.js';
 
-const unaryKernel = new Kernel('unary', unaryWgsl);
-const binaryKernel = new Kernel('binary', binaryWgsl);
-const whereKernel = new Kernel('where', whereWgsl);
+const unaryKernel = new Kernel('unary', [gridWgsl, unaryWgsl]);
+const binaryKernel = new Kernel('binary', [gridWgsl, binaryWgsl]);
+const whereKernel = new Kernel('where', [gridWgsl, whereWgsl]);
 
 const UNARY = {
   neg: 0, exp: 1, log: 2, sqrt: 3, relu: 4, abs: 5, clamp: 6, powScalar: 7, affine: 8, sign: 9,

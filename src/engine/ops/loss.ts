@@ -5,6 +5,7 @@
 // labels is the mean over rows of -log_softmax(x)[row, label]; its gradient is
 // (softmax(x) - onehot(label)) * g / rows, computed directly rather than through the graph.
 import indexWgsl from '../../shaders/index.wgsl';
+import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { noGrad, record } from '../autograd.js';
 import { Kernel, grid1d, launch } from '../runtime.js';
 import { Tensor, tidy } from '../tensor.js';
@@ -12,8 +13,8 @@ import { exp, log, mul, mulScalar, sub } from './elementwise.js';
 import { max, mean, sum } from './reduce.js';
 import { shapeString } from './util.js';
 
-const pickKernel = new Kernel('pick', indexWgsl, 'pick');
-const oneHotKernel = new Kernel('one_hot', indexWgsl, 'one_hot');
+const pickKernel = new Kernel('pick', [gridWgsl, indexWgsl], 'pick');
+const oneHotKernel = new Kernel('one_hot', [gridWgsl, indexWgsl], 'one_hot');
 
 export function logSoftmax(x: Tensor): Tensor {
   const y = noGrad(() =>

@@ -12,6 +12,7 @@ import matmulNaiveWgsl from '../../shaders/matmul_naive.wgsl';
 import matmulRegblockWgsl from '../../shaders/matmul_regblock.wgsl';
 import matmulSubgroupWgsl from '../../shaders/matmul_subgroup.wgsl';
 import matmulTiledWgsl from '../../shaders/matmul_tiled.wgsl';
+import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { record } from '../autograd.js';
 import { Kernel, grid1d, launch, runtime } from '../runtime.js';
 import { Tensor } from '../tensor.js';
@@ -21,9 +22,9 @@ import { sum } from './reduce.js';
 import { shapeString } from './util.js';
 
 const naiveKernel = new Kernel('matmul_naive', matmulNaiveWgsl);
-const tiledKernel = new Kernel('matmul_tiled', matmulTiledWgsl);
-const regblockKernel = new Kernel('matmul_regblock', matmulRegblockWgsl);
-const subgroupKernel = new Kernel('matmul_subgroup', matmulSubgroupWgsl);
+const tiledKernel = new Kernel('matmul_tiled', [gridWgsl, matmulTiledWgsl]);
+const regblockKernel = new Kernel('matmul_regblock', [gridWgsl, matmulRegblockWgsl]);
+const subgroupKernel = new Kernel('matmul_subgroup', [gridWgsl, matmulSubgroupWgsl]);
 
 /**
  * The kernels matmulInto can run (a kernel lab in the spirit of llm.c's dev/cuda: each is checked

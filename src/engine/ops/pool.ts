@@ -3,6 +3,7 @@
 // pooling. Max pooling keeps the argmax of every window for its backward pass, which sends each
 // output gradient to that one position.
 import poolWgsl from '../../shaders/pool.wgsl';
+import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { needsGrad, record } from '../autograd.js';
 import { Kernel, grid1d, launch, type ParamWriter } from '../runtime.js';
 import { Tensor } from '../tensor.js';
@@ -11,10 +12,10 @@ import { mean } from './reduce.js';
 import { reshape } from './shape.js';
 import { shapeString } from './util.js';
 
-const maxPoolKernel = new Kernel('max_pool2d', poolWgsl, 'max_pool2d');
-const maxPoolBackwardKernel = new Kernel('max_pool2d_backward', poolWgsl, 'max_pool2d_backward');
-const avgPoolKernel = new Kernel('avg_pool2d', poolWgsl, 'avg_pool2d');
-const avgPoolBackwardKernel = new Kernel('avg_pool2d_backward', poolWgsl, 'avg_pool2d_backward');
+const maxPoolKernel = new Kernel('max_pool2d', [gridWgsl, poolWgsl], 'max_pool2d');
+const maxPoolBackwardKernel = new Kernel('max_pool2d_backward', [gridWgsl, poolWgsl], 'max_pool2d_backward');
+const avgPoolKernel = new Kernel('avg_pool2d', [gridWgsl, poolWgsl], 'avg_pool2d');
+const avgPoolBackwardKernel = new Kernel('avg_pool2d_backward', [gridWgsl, poolWgsl], 'avg_pool2d_backward');
 
 export interface Pool2dOptions {
   /** Default: the kernel size (PyTorch's default). */

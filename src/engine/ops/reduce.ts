@@ -1,6 +1,7 @@
 // Reductions over any axes (reduce.wgsl): sum, mean, max, min, argmax; and sumTo, which folds a
 // broadcast gradient back to an input's shape.
 import reduceWgsl from '../../shaders/reduce.wgsl';
+import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { record } from '../autograd.js';
 import { Kernel, grid1d, launch } from '../runtime.js';
 import { Tensor, type Shape } from '../tensor.js';
@@ -8,7 +9,7 @@ import { div, eq, mul, mulScalar } from './elementwise.js';
 import { expand } from './shape.js';
 import { MAX_RANK, contiguousStrides, normalizeAxes, sameShape } from './util.js';
 
-const reduceKernel = new Kernel('reduce', reduceWgsl);
+const reduceKernel = new Kernel('reduce', [gridWgsl, reduceWgsl]);
 
 const OPS = { sum: 0, max: 1, min: 2, argmax: 3 } as const;
 type ReduceName = keyof typeof OPS;

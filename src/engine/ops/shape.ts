@@ -3,6 +3,7 @@
 // f32 tensors.
 import copyWgsl from '../../shaders/copy.wgsl';
 import indexWgsl from '../../shaders/index.wgsl';
+import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { record } from '../autograd.js';
 import { Kernel, grid1d, launch } from '../runtime.js';
 import { Tensor, type Shape } from '../tensor.js';
@@ -10,10 +11,10 @@ import { zeros } from './creation.js';
 import { sumTo } from './reduce.js';
 import { MAX_RANK, broadcastShapes, broadcastStrides, checkRank, contiguousStrides, normalizeAxis, shapeString } from './util.js';
 
-const gatherKernel = new Kernel('strided_gather', copyWgsl, 'gather');
-const scatterKernel = new Kernel('strided_scatter', copyWgsl, 'scatter');
-const indexSelectKernel = new Kernel('index_select', indexWgsl, 'index_select');
-const indexSelectBackwardKernel = new Kernel('index_select_backward', indexWgsl, 'index_select_backward');
+const gatherKernel = new Kernel('strided_gather', [gridWgsl, copyWgsl], 'gather');
+const scatterKernel = new Kernel('strided_scatter', [gridWgsl, copyWgsl], 'scatter');
+const indexSelectKernel = new Kernel('index_select', [gridWgsl, indexWgsl], 'index_select');
+const indexSelectBackwardKernel = new Kernel('index_select_backward', [gridWgsl, indexWgsl], 'index_select_backward');
 
 /** out = the strided view (shape, strides, offset) of src, made contiguous. */
 function stridedGather(src: Tensor, shape: Shape, strides: readonly number[], offset: number, op: string): Tensor {

@@ -4,10 +4,11 @@
 // padding, in torchvision's order) and normalizes ((x / 255 - mean) / std) each output pixel.
 import augmentWgsl from '../../shaders/augment.wgsl';
 import counterRngWgsl from '../../shaders/lib/counter_rng.wgsl';
+import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { Kernel, Tensor, grid1d, launch, runtime } from '../../engine/index.js';
 import { DataError } from './errors.js';
 
-const augmentKernel = new Kernel('augment', [counterRngWgsl, augmentWgsl]);
+const augmentKernel = new Kernel('augment', [gridWgsl, counterRngWgsl, augmentWgsl]);
 
 /** Training augmentation; each part is off when left out. */
 export interface AugmentOptions {
@@ -81,7 +82,7 @@ export function transformImages(pixels: Uint8Array, shape: readonly [number, num
     buffers: [packed.buffer, x.buffer],
     workgroups: grid1d(x.size, 256),
   });
-  packed.dispose(); // reusable only after the submit that reads it (pool.ts)
+  packed.dispose(); // reusable only after the submit that reads it (engine/buffer-pool.ts)
   return x;
 }
 
