@@ -1,5 +1,7 @@
 // Runs the built uvu test files (dist/test/**/*.test.js) in one process, so they share one
-// WebGPU device, and ends with the line CI reads: `N passed, N failed`.
+// WebGPU device, and ends with the line CI reads: `N passed, N failed, N skipped`, after a list of
+// the skipped tests and why (test/helpers.ts testUnless records the reasons). A skipped test is
+// never counted as passed.
 // Usage: node scripts/test.mjs [--dir BUILD_DIR] [filter]   (filter: a substring of the test file path;
 // BUILD_DIR defaults to dist, as written by `node scripts/build.mjs --tests [--outdir BUILD_DIR]`)
 import { readdirSync, statSync } from 'node:fs';
@@ -48,10 +50,17 @@ process.stdout.write = (chunk, ...rest) => {
 await uvu.exec(false);
 process.stdout.write = write;
 const plain = printed.replace(/\x1b\[[0-9;]*m/g, '');
+// uvu's Total counts the tests that ran; skipped ones are counted apart.
 const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
 const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
 const skipped = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
-const failed = total - passed - skipped;
-console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+const failed = total - passed;
+const reasons = globalThis.NEURALIGN_SKIPS ?? [];
+if (skipped) {
+  console.log('skipped:');
+  for (const s of reasons) console.log(`  ${s.test}: ${s.reason}`);
+  if (skipped > reasons.length) console.log(`  ${skipped - reasons.length} test(s) by test.skip with no reason recorded`);
+}
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 // A WebGPU device keeps Node's event loop alive; exit explicitly with uvu's verdict.
 process.exit(failed > 0 || total === 0 ? 1 : 0);

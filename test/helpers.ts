@@ -1,5 +1,6 @@
 // Shared test utilities: engine start-up with NaN-poisoned allocations, seeded float64 inputs,
 // closeness assertions, and finite-difference gradient checks against float64 references.
+import type { Test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Tensor, backward, init, poisonNewTensors, runtime, tensor, tidy, type Shape } from '../src/engine/index.js';
 
@@ -7,6 +8,29 @@ import { Tensor, backward, init, poisonNewTensors, runtime, tensor, tidy, type S
 export async function setupEngine(): Promise<void> {
   await init();
   poisonNewTensors(true);
+}
+
+/** A skipped test and why; scripts/test.mjs reads the list (globalThis.NEURALIGN_SKIPS) at the end. */
+export interface SkippedTest {
+  test: string;
+  reason: string;
+}
+
+const skipped: SkippedTest[] = ((globalThis as { NEURALIGN_SKIPS?: SkippedTest[] }).NEURALIGN_SKIPS ??= []);
+
+/**
+ * Registers test `name` in `suite`, or, when `skipReason` is a string (say, a data set that is not
+ * installed), registers it as skipped (uvu's test.skip) and records the reason, so the run counts
+ * it as skipped, never as passed, and names it with its reason. Decided when the file loads, as
+ * uvu requires: a condition on the device needs `await setupEngine()` at the top of the file.
+ */
+export function testUnless(suite: Test, skipReason: string | null, name: string, fn: () => void | Promise<void>): void {
+  if (skipReason === null) {
+    suite(name, fn);
+    return;
+  }
+  skipped.push({ test: name, reason: skipReason });
+  suite.skip(name, fn);
 }
 
 /** mulberry32: a small seeded PRNG for test inputs (the engine's own RNG is tested separately). */

@@ -10,7 +10,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
-import { TEST_SEED, gradCheck, randomArray, rng, setupEngine, sizeOf, toTensor, weightsFor } from '../helpers.js';
+import { TEST_SEED, gradCheck, randomArray, rng, setupEngine, sizeOf, testUnless, toTensor, weightsFor } from '../helpers.js';
 
 const test = suite('matmul');
 const rand = rng(TEST_SEED);
@@ -109,26 +109,29 @@ const SIZES: [number, number, number][] = [
   [5, 70, 8],
 ];
 
-/** Forces `variant`; false (and a note) where this adapter cannot run it. */
-function use(variant: E.MatmulVariant): boolean {
-  if (!E.matmulVariantAvailable(variant)) {
-    console.log(`\n  (matmul variant ${variant} skipped: not available on this adapter)`);
-    return false;
-  }
-  E.setMatmulVariant(variant);
-  return true;
+// Which variants this adapter runs decides which tests are registered as skipped, so the device
+// opens while the file loads (setupEngine is idempotent; test.before keeps it for the run).
+await setupEngine();
+
+/** Why `variant` cannot run here (subgroup needs the feature and wide enough subgroups), or null. */
+function unavailable(variant: E.MatmulVariant): string | null {
+  return E.matmulVariantAvailable(variant) ? null : `matmul variant ${variant} is not available on this adapter`;
 }
 
 for (const variant of E.MATMUL_VARIANTS) {
-  test(`${variant}: odd sizes, all transposes`, async () => {
-    if (!use(variant)) return;
+  const variantTest = (name: string, fn: () => Promise<void>) =>
+    testUnless(test, unavailable(variant), `${variant}: ${name}`, async () => {
+      E.setMatmulVariant(variant);
+      await fn();
+    });
+
+  variantTest('odd sizes, all transposes', async () => {
     for (const [M, N, K] of SIZES) {
       for (const [transA, transB] of TRANSPOSES) await check({ M, N, K, transA, transB }, 1e-5, variant);
     }
   });
 
-  test(`${variant}: batched, shared operands`, async () => {
-    if (!use(variant)) return;
+  variantTest('batched, shared operands', async () => {
     const cases: Case[] = [
       { M: 7, N: 9, K: 5, batchA: [3], batchB: [3] },
       { M: 12, N: 20, K: 6, batchA: [2, 3], batchB: [2, 3], transA: true },
@@ -140,14 +143,12 @@ for (const variant of E.MATMUL_VARIANTS) {
     for (const c of cases) await check(c, 1e-5, variant);
   });
 
-  test(`${variant}: K = 1000, relative error < 1e-4`, async () => {
-    if (!use(variant)) return;
+  variantTest('K = 1000, relative error < 1e-4', async () => {
     await check({ M: 37, N: 41, K: 1000 }, 1e-4, variant);
     await check({ M: 12, N: 8, K: 1000, transA: true, transB: true }, 1e-4, variant);
   });
 
-  test(`${variant}: gradient (finite differences, transposes, shared operands)`, async () => {
-    if (!use(variant)) return;
+  variantTest('gradient (finite differences, transposes, shared operands)', async () => {
     const [M, N, K] = [3, 5, 4];
     for (const [transA, transB] of TRANSPOSES) {
       for (const [batchA, batchB] of [[[2], []], [[], [2]], [[2], [2]]] as const) {
@@ -168,12 +169,12 @@ for (const variant of E.MATMUL_VARIANTS) {
   });
 }
 
-test('tiled variants: more tiles than one grid dimension holds (folded grid)', async () => {
-  for (const variant of ['regblock', 'subgroup', 'tiled'] as const) {
-    if (!use(variant)) continue;
+for (const variant of ['regblock', 'subgroup', 'tiled'] as const) {
+  testUnless(test, unavailable(variant), `${variant}: more tiles than one grid dimension holds (folded grid)`, async () => {
+    E.setMatmulVariant(variant);
     await check({ M: 1, N: 1, K: 2, batchA: [66000], batchB: [66000] }, 1e-5, variant);
-  }
-});
+  });
+}
 
 test('setMatmulVariant rejects unknown names; tuneMatmul picks a timed candidate', async () => {
   assert.throws(() => E.setMatmulVariant('fast' as E.MatmulVariant), /unknown matmul variant/);

@@ -22,7 +22,7 @@ import {
   syntheticDataset,
 } from '../../src/nn/data/index.js';
 import { hash, normal, permutation, unit } from '../../src/nn/data/random.js';
-import { TEST_SEED, rng, setupEngine } from '../helpers.js';
+import { TEST_SEED, rng, setupEngine, testUnless } from '../helpers.js';
 
 const test = suite('data');
 const rand = rng(TEST_SEED);
@@ -137,11 +137,8 @@ test('MNIST-like folders: missing folder or file, corrupt gzip, bad labels, mism
   expectDataError(() => loadMnist({ root, split: 'test' }), '3 dimensions', '[3, 784]');
 });
 
-test('real Fashion-MNIST: header, first images and labels, a padded batch (skipped when absent)', async () => {
-  if (!existsSync(FASHION_MNIST_ROOT)) {
-    console.log(`  (skipped: ${FASHION_MNIST_ROOT} absent)`);
-    return;
-  }
+const fashionMnistAbsent = existsSync(FASHION_MNIST_ROOT) ? null : `${FASHION_MNIST_ROOT} absent (Debian: apt-get install dataset-fashion-mnist)`;
+testUnless(test, fashionMnistAbsent, 'real Fashion-MNIST: header, first images and labels, a padded batch', async () => {
   const ds = loadFashionMnist({ split: 'test' });
   assert.equal(ds.shape, [10000, 1, 28, 28]);
   assert.is(ds.name, 'fashion-mnist-test');
