@@ -8,7 +8,7 @@
 // gathered in one pass over the data (both networks run on each batch); each group's matching is
 // an exact linear assignment on its correlation matrix, or on the sum of its layers' matrices
 // (a ResNet's residual stream).
-import { noGrad, runtime, slice, tidy, type Tensor } from '../engine/index.js';
+import { noGrad, runtime, sameShape, slice, tidy, type Tensor } from '../engine/index.js';
 import type { Batch } from '../nn/data/index.js';
 import type { Module, StateDict } from '../nn/module.js';
 import { collectActivations, withAlignmentMode } from './activations.js';
@@ -112,9 +112,9 @@ export async function layerCorrelations(modelA: Module, modelB: Module, data: Al
     for (const [name, s] of stats) {
       const c = s.correlation();
       const [sa, sb] = s.stds();
-      matrices.set(name, (await c.toArray()) as Float32Array);
-      stdA.set(name, (await sa.toArray()) as Float32Array);
-      stdB.set(name, (await sb.toArray()) as Float32Array);
+      matrices.set(name, await c.toArray('f32'));
+      stdA.set(name, await sa.toArray('f32'));
+      stdB.set(name, await sb.toArray('f32'));
       for (const t of [c, sa, sb]) t.dispose();
     }
     return { spec, matrices, stdA, stdB, images };
@@ -126,7 +126,7 @@ export async function layerCorrelations(modelA: Module, modelB: Module, data: Al
 function checkSameShapes(a: StateDict, b: StateDict): void {
   for (const [name, t] of a) {
     const u = b.get(name);
-    if (!u || u.shape.length !== t.shape.length || u.shape.some((d, i) => d !== t.shape[i])) {
+    if (!u || !sameShape(u.shape, t.shape)) {
       throw new Error(`alignment: the networks differ at '${name}' ([${t.shape.join(', ')}] vs ${u ? `[${u.shape.join(', ')}]` : 'missing'})`);
     }
   }

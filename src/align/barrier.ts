@@ -14,12 +14,6 @@
 //
 // Positions need not be uniform; the endpoints are the first and last samples.
 
-/** A value sampled along a path: positions t (strictly increasing), one value per position. */
-export interface PathCurve {
-  t: ArrayLike<number>;
-  values: ArrayLike<number>;
-}
-
 function check(t: ArrayLike<number>, values: ArrayLike<number>): number {
   const n = t.length;
   if (n < 2) throw new Error(`barrier: a path needs at least 2 points, got ${n}`);

@@ -18,7 +18,7 @@
 // and ties cannot make the sweeps cycle. Since the tensor positions outside a group's rows do not
 // depend on its permutation, the objective rises by exactly (new total - old total): it is tracked
 // from one GPU evaluation at the start.
-import { Tensor, add, concat, indexSelect, keep, matmul, mul, noGrad, permute, reshape, slice, sum, tensor, tidy } from '../engine/index.js';
+import { Tensor, add, concat, indexSelect, keep, matmul, mul, noGrad, permute, reshape, sameShape, slice, sum, tensor, tidy } from '../engine/index.js';
 import { deriveSeed, permutation } from '../nn/data/random.js';
 import type { StateDict } from '../nn/module.js';
 import { solveAssignment } from './assignment.js';
@@ -123,7 +123,7 @@ export async function weightMatching(stateA: StateDict, stateB: StateDict, spec:
             return s!;
           }),
         );
-        const matrix = (await similarity.toArray()) as Float32Array;
+        const matrix = await similarity.toArray('f32');
         similarity.dispose();
         const old = perms.get(g.name)!;
         const { match, total } = solveAssignment(matrix, { maximize: true, rows: g.size, cols: g.size });
@@ -244,7 +244,7 @@ function membersByParam(spec: PermutationSpec): Map<string, Unfolding[]> {
 function checkStates(a: StateDict, b: StateDict): void {
   for (const [name, t] of a) {
     const u = b.get(name);
-    if (!u || u.dtype !== t.dtype || u.shape.length !== t.shape.length || u.shape.some((d, i) => d !== t.shape[i])) {
+    if (!u || u.dtype !== t.dtype || !sameShape(u.shape, t.shape)) {
       throw new Error(`weightMatching: the state dicts differ at '${name}' ([${t.shape.join(', ')}] vs ${u ? `[${u.shape.join(', ')}]` : 'missing'})`);
     }
   }

@@ -3,10 +3,11 @@
 // trained by the engine's autodiff on a synthetic two-spirals problem (loss must fall); then, where
 // Fashion-MNIST is installed, the paper's core effect on two MLPs (demo-align.ts).
 import {
-  Tensor, add, backward, crossEntropy, eq, argmax, init, keep, manualSeed, matmul, mean, mulScalar,
+  Tensor, add, backward, crossEntropy, init, keep, manualSeed, matmul, mulScalar,
   noGrad, randn, relu, runtime, sub, tensor, tidy, tuneMatmul,
 } from '../engine/index.js';
 import type { FlagSpec, Flags } from './args.js';
+import { correctCount } from '../nn/evaluate.js';
 import { defineCommand } from './command.js';
 import { alignDemo, fashionMnistAvailable } from './demo-align.js';
 
@@ -121,7 +122,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     }
     loss.dispose();
   }
-  const accuracy = await tidy(() => noGrad(() => mean(eq(argmax(forward(), 1), y)))).item();
+  const accuracy = (await tidy(() => noGrad(() => correctCount(forward(), y))).item()) / y.size;
   const stats = rt.pool.getStats();
   console.log(`mlp accuracy on the spirals: ${(accuracy * 100).toFixed(1)}%, loss ${first.toFixed(3)} -> ${last.toFixed(3)}`);
   console.log(`pool: peak ${(stats.peakAllocated / 1024).toFixed(0)} KiB allocated, ${stats.creations} buffers created; ${rt.stream.dispatchCount} dispatches in ${rt.stream.submitCount} submits`);

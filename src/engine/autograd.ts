@@ -8,7 +8,7 @@
 // A non-leaf's gradient is freed as soon as it has been passed to its inputs, and the
 // temporaries of each op's backward as soon as it returns, so backward's memory does not grow
 // with the depth of the graph and nothing leaks when it runs outside a tidy scope.
-import { Tensor, endScope, keep, sizeOf, startScope, type Shape } from './tensor.js';
+import { Tensor, endScope, keep, sameShape, sizeOf, startScope, type Shape } from './tensor.js';
 
 export interface GradNode {
   /** The op's name, for error messages. */
@@ -185,8 +185,4 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
     gradEnabled = previous;
     for (const g of grads.values()) g.dispose();
   }
-}
-
-function sameShape(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
 }

@@ -3,6 +3,6 @@ export { init, shutdown, runtime, launch, Kernel, grid1d, ParamWriter } from './
 export type { Runtime, Launch } from './runtime.js';
 export { NoAdapterError, type DeviceInfo } from './device.js';
 export { WebGPUError } from './stream.js';
-export { Tensor, tidy, keep, startScope, endScope, sizeOf, type DType, type Shape } from './tensor.js';
+export { Tensor, tidy, keep, startScope, endScope, sameShape, sizeOf, type DType, type Shape } from './tensor.js';
 export { backward, noGrad, isGradEnabled, record } from './autograd.js';
 export * from './ops/index.js';

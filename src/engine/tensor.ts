@@ -9,10 +9,16 @@ import type { GradNode } from './autograd.js';
 
 export type DType = 'f32' | 'i32' | 'u32';
 export type Shape = readonly number[];
+/** The array toArray(dtype) returns for a dtype. */
 export type TypedArrayOf<D extends DType> = D extends 'f32' ? Float32Array : D extends 'i32' ? Int32Array : Uint32Array;
 
 /** Every dtype is 4 bytes wide. */
 export const BYTES_PER_ELEMENT = 4;
+
+/** Whether two shapes are equal, axis by axis (no broadcasting). */
+export function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
 
 export function sizeOf(shape: Shape): number {
   let n = 1;
@@ -96,8 +102,14 @@ export class Tensor {
     untrack(this);
   }
 
-  /** Reads the values back to the CPU (submits the recorded work and waits for it). */
-  async toArray(): Promise<Float32Array | Int32Array | Uint32Array> {
+  /**
+   * Reads the values back to the CPU (submits the recorded work and waits for it). Given the
+   * dtype the caller expects, checks it and types the result (toArray('f32') is a Float32Array).
+   */
+  async toArray(): Promise<Float32Array | Int32Array | Uint32Array>;
+  async toArray<D extends DType>(dtype: D): Promise<TypedArrayOf<D>>;
+  async toArray(dtype?: DType): Promise<Float32Array | Int32Array | Uint32Array> {
+    if (dtype !== undefined && dtype !== this.dtype) throw new Error(`toArray('${dtype}') of a ${this.dtype} tensor`);
     const data = await runtime().stream.read(this.buffer, this.bytes);
     return typedArray(this.dtype, data);
   }

@@ -19,11 +19,16 @@ export interface EvalResult {
   images: number;
 }
 
+/** How many rows of `logits` have their argmax at the label `y` (a scalar f32 tensor, on the GPU). */
+export function correctCount(logits: Tensor, y: Tensor): Tensor {
+  return sum(eq(argmax(logits, 1), y));
+}
+
 /** [sum of per-image cross-entropy, correct count] of one batch, as a [2] tensor. */
 export function batchTotals(logits: Tensor, y: Tensor): Tensor {
   const b = y.size;
   const lossSum = mulScalar(crossEntropy(logits, y), b);
-  const correct = sum(eq(argmax(logits, 1), y));
+  const correct = correctCount(logits, y);
   return concat([reshape(lossSum, [1]), reshape(correct, [1])], 0);
 }
 

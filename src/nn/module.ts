@@ -3,7 +3,7 @@
 // tensor has a dotted name (`layers.3.bn.running_var`) that maps one to one onto a PyTorch
 // state dict of the same architecture. Parameters and buffers are kept tensors (no scope frees
 // them); optimizers update them in place, so a module's tensors keep their identity.
-import { Tensor, keep, noGrad, runtime } from '../engine/index.js';
+import { Tensor, keep, noGrad, runtime, sameShape } from '../engine/index.js';
 import type { PermutationSpecBuilder } from './models/permutation.js';
 
 export type StateDict = Map<string, Tensor>;
@@ -76,7 +76,7 @@ export abstract class Module {
       for (const [name, own] of m.params) {
         const t = params.get(join(prefix, name));
         if (!t) continue;
-        if (t.shape.length !== own.shape.length || t.shape.some((d, i) => d !== own.shape[i])) {
+        if (!sameShape(t.shape, own.shape)) {
           throw new Error(`withParameters: '${join(prefix, name)}' is [${t.shape.join(', ')}], the parameter [${own.shape.join(', ')}]`);
         }
         m.overrides.set(name, t);
@@ -162,7 +162,7 @@ export abstract class Module {
     if (extra.length) throw new Error(`state dict has ${extra.length} unexpected tensor(s), first '${extra[0]}'`);
     for (const [name, dst] of own) {
       const src = state.get(name)!;
-      if (src.dtype !== dst.dtype || src.shape.length !== dst.shape.length || src.shape.some((d, i) => d !== dst.shape[i])) {
+      if (src.dtype !== dst.dtype || !sameShape(src.shape, dst.shape)) {
         throw new Error(`'${name}': expected ${dst.dtype}[${dst.shape.join(', ')}], got ${src.dtype}[${src.shape.join(', ')}]`);
       }
     }

@@ -10,9 +10,9 @@
 // Everything random is a function of the seed and the epoch (the loader's order and augmentation)
 // or lives in the model's state (dropout generators), so a run is bit-for-bit reproducible and a
 // resumed run (train-run.ts) reaches the same weights as an uninterrupted one.
-import { Tensor, abs, argmax, backward, crossEntropy, eq, keep, noGrad, runtime, sum, tidy } from '../engine/index.js';
+import { Tensor, abs, backward, crossEntropy, keep, noGrad, runtime, sum, tidy } from '../engine/index.js';
 import type { Batch } from './data/index.js';
-import { evaluate, type BatchSource } from './evaluate.js';
+import { correctCount, evaluate, type BatchSource } from './evaluate.js';
 import type { Module } from './module.js';
 import type { LrSchedule, SGD } from './optim.js';
 
@@ -137,7 +137,7 @@ export function trainStep(model: Module, optimizer: SGD, batch: Batch, window: T
   backward(loss);
   noGrad(() => {
     optimizer.step();
-    const hits = sum(eq(argmax(logits, 1), y));
+    const hits = correctCount(logits, y);
     stream.copy(logged.buffer, 0, window.buffer, slot * 8, 4);
     stream.copy(hits.buffer, 0, window.buffer, slot * 8 + 4, 4);
   });

@@ -42,7 +42,7 @@ async function outputs(model: Module, x: E.Tensor): Promise<Float32Array[]> {
       return [model.forward(x)];
     }),
   );
-  const arrays = await Promise.all(outs.map((t) => t.toArray() as Promise<Float32Array>));
+  const arrays = await Promise.all(outs.map((t) => t.toArray('f32')));
   for (const t of outs) t.dispose();
   return arrays;
 }

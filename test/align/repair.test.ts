@@ -42,7 +42,7 @@ async function measure(model: Module, spec: PermutationSpec, layers: string[], b
     for (const x of batches) {
       const acts = E.tidy(() => E.noGrad(() => [...collectActivations(model, only, x, { preActivation: true })].map(([name, t]) => [name, E.keep(t)] as const)));
       for (const [name, t] of acts) {
-        values.get(name)!.push({ shape: [...t.shape], data: (await t.toArray()) as Float32Array });
+        values.get(name)!.push({ shape: [...t.shape], data: await t.toArray('f32') });
         t.dispose();
       }
     }

@@ -109,7 +109,7 @@ test('arange for f32 and i32: one, two and three arguments, negative and fractio
 // Random numbers
 
 async function moments(t: E.Tensor): Promise<{ mean: number; variance: number; min: number; max: number; values: Float32Array }> {
-  const values = (await t.toArray()) as Float32Array;
+  const values = await t.toArray('f32');
   let s = 0, s2 = 0, min = Infinity, max = -Infinity;
   for (const v of values) {
     s += v;

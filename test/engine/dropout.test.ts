@@ -19,7 +19,7 @@ function nonZeroInput(n: number): Float64Array {
 }
 
 async function run(x: Float64Array, shape: number[], p: number, seed: number): Promise<Float32Array> {
-  return (await E.dropout(toTensor(x, shape), p, { generator: new E.Generator(seed) }).toArray()) as Float32Array;
+  return await E.dropout(toTensor(x, shape), p, { generator: new E.Generator(seed) }).toArray('f32');
 }
 
 test('kept entries are scaled by 1 / (1 - p); about p of them are dropped', async () => {
@@ -48,8 +48,8 @@ test('the same seed gives the same mask; another seed or a later draw a differen
   assert.ok(differ(a, c) > N / 4, 'seeds 7 and 8 give different masks');
   // One generator advances between calls: two layers (or two steps) get different masks.
   const g = new E.Generator(7);
-  const first = (await E.dropout(toTensor(x, SHAPE), 0.5, { generator: g }).toArray()) as Float32Array;
-  const second = (await E.dropout(toTensor(x, SHAPE), 0.5, { generator: g }).toArray()) as Float32Array;
+  const first = await E.dropout(toTensor(x, SHAPE), 0.5, { generator: g }).toArray('f32');
+  const second = await E.dropout(toTensor(x, SHAPE), 0.5, { generator: g }).toArray('f32');
   assert.equal(Array.from(first), Array.from(a));
   assert.ok(differ(first, second) > N / 4, 'consecutive draws differ');
 });

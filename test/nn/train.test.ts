@@ -148,7 +148,7 @@ const metaOf = (model: Module, epoch: number): CheckpointMetadata => ({
 });
 
 async function weights(model: Module): Promise<Float32Array[]> {
-  return Promise.all(model.parameters().map(async (p) => (await p.toArray()) as Float32Array));
+  return Promise.all(model.parameters().map(async (p) => await p.toArray('f32')));
 }
 
 function release(...runs: { model: Module; optimizer: SGD }[]): void {
@@ -285,8 +285,8 @@ test('evaluate(): mean cross-entropy and accuracy equal a float64 reference over
   for (let i = 0; i < loader.length; i++) {
     const { x, y } = loader.batch(0, i);
     const logits = E.noGrad(() => run.model.forward(x));
-    xs.push((await logits.toArray()) as Float32Array);
-    ys.push((await y.toArray()) as Int32Array);
+    xs.push(await logits.toArray('f32'));
+    ys.push(await y.toArray('i32'));
     for (const t of [x, y, logits]) t.dispose();
   }
   let loss = 0;

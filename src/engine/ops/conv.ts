@@ -13,7 +13,7 @@ import convWgsl from '../../shaders/conv2d_gemm.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { record } from '../autograd.js';
 import { Kernel, grid1d, launch, runtime, type ParamWriter } from '../runtime.js';
-import { Tensor, type Shape } from '../tensor.js';
+import { Tensor, sameShape, type Shape } from '../tensor.js';
 import { sum } from './reduce.js';
 import { shapeString } from './util.js';
 
@@ -281,7 +281,7 @@ function requireF32(...tensors: (Tensor | null)[]): void {
 function checkGradOutput(gy: Tensor, g: Conv2dGeometry): void {
   requireF32(gy);
   const want = [g.batch, g.cOut, g.hOut, g.wOut];
-  if (gy.rank !== 4 || gy.shape.some((d, i) => d !== want[i])) {
+  if (!sameShape(gy.shape, want)) {
     throw new Error(`conv2d backward: gradient of shape ${shapeString(gy.shape)}, expected ${shapeString(want)}`);
   }
 }

@@ -7,10 +7,10 @@ import whereWgsl from '../../shaders/where.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { record } from '../autograd.js';
 import { Kernel, grid1d, launch } from '../runtime.js';
-import { Tensor, type DType, type Shape } from '../tensor.js';
+import { Tensor, sameShape, type DType } from '../tensor.js';
 import { full } from './creation.js';
 import { sumTo } from './reduce.js';
-import { MAX_RANK, broadcastShapes, broadcastStrides, checkRank, sameShape, shapeString } from './util.js';
+import { MAX_RANK, broadcastShapes, broadcastStrides, checkRank } from './util.js';
 
 const unaryKernel = new Kernel('unary', [gridWgsl, unaryWgsl]);
 const binaryKernel = new Kernel('binary', [gridWgsl, binaryWgsl]);
@@ -273,9 +273,4 @@ function whereTensors(cond: Tensor, at: Tensor, bt: Tensor): Tensor {
     const zero = full([], 0);
     return [sumTo(where(cond, g, zero), at.shape), sumTo(where(cond, zero, g), bt.shape)];
   });
-}
-
-/** Checks two shapes are equal, for ops that do not broadcast. */
-export function assertSameShape(a: Shape, b: Shape, op: string): void {
-  if (!sameShape(a, b)) throw new Error(`${op}: shapes ${shapeString(a)} and ${shapeString(b)} differ`);
 }

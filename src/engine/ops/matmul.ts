@@ -15,7 +15,7 @@ import matmulTiledWgsl from '../../shaders/matmul_tiled.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { record } from '../autograd.js';
 import { Kernel, grid1d, launch, runtime } from '../runtime.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, sameShape } from '../tensor.js';
 import { pickFastest, tunedChoice, type TuneResult } from '../tune.js';
 import { full } from './creation.js';
 import { sum } from './reduce.js';
@@ -88,7 +88,7 @@ export function matmulProblem(a: Tensor, b: Tensor, opts: MatmulOptions): { prob
   let batchShape: number[];
   if (batchShapeA.length === 0) batchShape = [...batchShapeB];
   else if (batchShapeB.length === 0) batchShape = [...batchShapeA];
-  else if (batchShapeA.length === batchShapeB.length && batchShapeA.every((d, i) => d === batchShapeB[i])) batchShape = [...batchShapeA];
+  else if (sameShape(batchShapeA, batchShapeB)) batchShape = [...batchShapeA];
   else throw new Error(`matmul: batch axes ${shapeString(batchShapeA)} and ${shapeString(batchShapeB)} differ`);
   const batch = batchShape.reduce((p, d) => p * d, 1);
   return {

@@ -4,10 +4,10 @@ import reduceWgsl from '../../shaders/reduce.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { record } from '../autograd.js';
 import { Kernel, grid1d, launch } from '../runtime.js';
-import { Tensor, type Shape } from '../tensor.js';
+import { Tensor, sameShape, type Shape } from '../tensor.js';
 import { div, eq, mul, mulScalar } from './elementwise.js';
 import { expand } from './shape.js';
-import { MAX_RANK, contiguousStrides, normalizeAxes, sameShape } from './util.js';
+import { MAX_RANK, contiguousStrides, normalizeAxes } from './util.js';
 
 const reduceKernel = new Kernel('reduce', [gridWgsl, reduceWgsl]);
 

@@ -60,9 +60,8 @@ export function checkRank(shape: Shape, op: string): void {
   if (shape.length > MAX_RANK) throw new Error(`${op}: rank ${shape.length} exceeds the engine's limit of ${MAX_RANK}`);
 }
 
-export function sameShape(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
+// sameShape lives beside Shape in tensor.ts; ops may import it from here with the other helpers.
+export { sameShape } from '../tensor.js';
 
 export function shapeString(shape: Shape): string {
   return `[${shape.join(', ')}]`;

@@ -6,4 +6,4 @@ export { loadCifar10, loadCifar100, type CifarOptions, type Cifar100Options } fr
 export { syntheticDataset, type SyntheticOptions } from './synthetic.js';
 export { transformImages, CIFAR_AUGMENT, DRAWS_PER_IMAGE, type AugmentOptions, type TransformOptions } from './augment.js';
 export { DataLoader, type Batch, type LoaderOptions } from './loader.js';
-export { loadDataset, DATASET_NAMES, type DatasetName } from './registry.js';
+export { loadDataset, DATASET_NAMES } from './registry.js';

@@ -6,7 +6,6 @@ import { loadFashionMnist, loadMnist, type Split } from './idx.js';
 import { syntheticDataset } from './synthetic.js';
 
 export const DATASET_NAMES = ['cifar10', 'cifar100', 'fashion-mnist', 'mnist', 'synthetic'] as const;
-export type DatasetName = (typeof DATASET_NAMES)[number];
 
 /**
  * Loads `name`'s split. `root` is the data folder (required for CIFAR; MNIST-like sets default to
