@@ -3,18 +3,28 @@
 // buffer pool's peak memory. Timed to queue completion (`stream.finish()`), median of a few steps
 // after one warm-up step (which also compiles the pipelines). Batch 128 as the paper trains
 // (quick: batch 16, and VGG16 and GoogLeNet at width 0.25, for CPU adapters).
+//
+// With `curve` (the curve-step suite) each model's step is timed beside a curve training step on
+// the same batch (src/align/curve-run.ts: w(t) = sum_k c_k(t) w_k computed on the GPU, the network
+// run on it, the L2 term, backward to the bend, SGD on the bend), the two alternating rep by rep
+// so that a change in the machine's load hits both; the overhead is curve / endpoint - 1 (the
+// curve issue's target: under 25%).
 import { writeFileSync } from 'node:fs';
 import { backward, init, keep, randn, runtime, tensor, tidy, tuneMatmul } from '../src/engine/index.js';
 import { MODEL_NAMES, createModel, type ModelName } from '../src/nn/models/index.js';
 import { SGD } from '../src/nn/optim.js';
 import { lossAndLogits } from '../src/nn/train.js';
 import { median } from '../src/engine/tune.js';
+import { Curve } from '../src/align/curve.js';
+import { curveObjective } from '../src/align/curve-run.js';
 
 export interface TrainStepOptions {
   quick: boolean;
   json?: string;
   reps?: number;
   models?: ModelName[];
+  /** Also time a curve training step (quadratic Bezier) beside each endpoint step. */
+  curve?: boolean;
 }
 
 export async function benchTrainStep(opts: TrainStepOptions): Promise<unknown> {
@@ -40,30 +50,56 @@ export async function benchTrainStep(opts: TrainStepOptions): Promise<unknown> {
         optimizer.step();
         optimizer.zeroGrad();
       });
+    // The curve: from this model to a second initialization, one bend at the midpoint.
+    const other = opts.curve ? createModel(name, { inChannels: 3, numClasses: 10, width, seed: 2 }) : null;
+    const curve = other ? new Curve(model, model.stateDict(), other.stateDict()) : null;
+    const curveOptimizer = curve ? new SGD(curve.parameters(), { lr: 0.01, momentum: 0.9, nesterov: true }) : null;
+    const objective = curve ? curveObjective(model, curve, 5e-4, 1) : null;
+    const curveStep = (r: number) =>
+      tidy(() => {
+        const { loss } = objective!({ x, y }, 0, r);
+        backward(loss);
+        curveOptimizer!.step();
+        curveOptimizer!.zeroGrad();
+      });
+    const timed = async (fn: () => void): Promise<number> => {
+      const t0 = performance.now();
+      fn();
+      await rt.stream.finish();
+      return performance.now() - t0;
+    };
     step();
+    if (curve) curveStep(0);
     await rt.stream.finish();
     rt.pool.resetPeak();
     const times: number[] = [];
+    const curveTimes: number[] = [];
     for (let r = 0; r < reps; r++) {
-      const t0 = performance.now();
-      step();
-      await rt.stream.finish();
-      times.push(performance.now() - t0);
+      times.push(await timed(step));
+      if (curve) curveTimes.push(await timed(() => curveStep(r + 1)));
     }
     const ms = median(times);
     const peak = rt.pool.getStats().peakAllocated / 2 ** 20;
-    const row = { model: name, width, batch, params: model.parameterCount(), ms_per_step: ms, images_per_s: (batch * 1000) / ms, peak_pool_mib: peak };
+    const row: Record<string, number | string> = { model: name, width, batch, params: model.parameterCount(), ms_per_step: ms, images_per_s: (batch * 1000) / ms, peak_pool_mib: peak };
+    if (curve) {
+      row.curve_ms_per_step = median(curveTimes);
+      row.curve_overhead = median(curveTimes) / ms - 1;
+    }
     rows.push(row);
     console.log(
-      `${name.padEnd(10)} ${String(width).padStart(5)} ${String(row.params).padStart(10)} ${ms.toFixed(0).padStart(9)} ${row.images_per_s.toFixed(1).padStart(9)} ${peak.toFixed(0).padStart(9)}`,
+      `${name.padEnd(10)} ${String(width).padStart(5)} ${String(row.params).padStart(10)} ${ms.toFixed(0).padStart(9)} ${(batch * 1000 / ms).toFixed(1).padStart(9)} ${peak.toFixed(0).padStart(9)}` +
+        (curve ? `  curve ${median(curveTimes).toFixed(0)} ms/step, overhead ${(100 * (row.curve_overhead as number)).toFixed(1)}%` : ''),
     );
+    curveOptimizer?.dispose();
+    curve?.dispose();
+    other?.dispose();
     optimizer.dispose();
     model.dispose();
     x.dispose();
     y.dispose();
     rt.pool.trim();
   }
-  const report = { suite: 'train-step', device: rt.info, matmul: matmul.choice, quick: opts.quick, rows };
+  const report = { suite: opts.curve ? 'curve-step' : 'train-step', device: rt.info, matmul: matmul.choice, quick: opts.quick, rows };
   if (opts.json) writeFileSync(opts.json, JSON.stringify(report, null, 2));
   return report;
 }

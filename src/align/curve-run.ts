@@ -15,7 +15,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { add, mulScalar } from '../engine/index.js';
+import { withL2Gradient } from '../engine/index.js';
 import { writeFileAtomic } from '../nn/checkpoint/atomic.js';
 import { generatorStates, optimizerFile, loadOptimizerState, removeOptimizerFiles } from '../nn/checkpoint/model.js';
 import { saveSafetensors } from '../nn/checkpoint/safetensors.js';
@@ -94,14 +94,17 @@ export function curveT(seed: number, epoch: number, step: number): number {
 /**
  * The curve objective for one batch at t: the network at w(t) (Module.withParameters, so the
  * gradient flows through the coefficient sum to the bends), cross-entropy (GoogLeNet's auxiliary
- * heads included, as in endpoint training) plus 1/2 wd ||w(t)||^2. `logged` is the cross-entropy.
+ * heads included, as in endpoint training) plus 1/2 wd ||w(t)||^2. The reported loss is the
+ * cross-entropy.
  */
 export function curveObjective(model: Module, curve: Curve, weightDecay: number, seed: number): Objective {
   return ({ x, y }, epoch, step) => {
     const w = curve.weightsAt(curveT(seed, epoch, step));
-    const { loss, logits } = model.withParameters(w, () => lossAndLogits(model, x, y));
-    const total = weightDecay > 0 ? add(loss, mulScalar(Curve.halfSquaredNorm(w), weightDecay)) : loss;
-    return { loss: total, logits, logged: loss };
+    // The penalty enters through its gradient, wd w(t), added where w(t) meets the network: the
+    // bends get c_k(t) (dCE/dw + wd w), the gradient of the whole objective. Its value is not
+    // needed for training (the logged loss is the cross-entropy).
+    const penalized = weightDecay > 0 ? new Map([...w].map(([name, t]) => [name, withL2Gradient(t, weightDecay)])) : w;
+    return model.withParameters(penalized, () => lossAndLogits(model, x, y));
   };
 }
 

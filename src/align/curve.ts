@@ -14,7 +14,7 @@
 // are re-estimated at every point (interpolate.ts, recomputeBatchNorm). The endpoints are held
 // once, as kept tensors without gradient; only the bends are trainable, so backward through
 // w(t) reaches them alone, each with the factor c_k(t).
-import { Tensor, add, clone, keep, mul, mulScalar, noGrad, sum, square, tidy } from '../engine/index.js';
+import { Tensor, add, clone, keep, linearCombination, mul, mulScalar, noGrad, sum, square, tidy } from '../engine/index.js';
 import { copyInto, type Module, type StateDict } from '../nn/module.js';
 
 export const CURVE_KINDS = ['bezier', 'polychain'] as const;
@@ -139,23 +139,13 @@ export class Curve {
   }
 
   /**
-   * w(t) for every curve parameter, as recorded ops (differentiable in the bends): terms with a
-   * zero coefficient are left out, so a polychain point touches only its two neighbours and
-   * t = 0 or 1 returns the endpoint's values exactly (1 * x is x in float32).
+   * w(t) for every curve parameter, one fused kernel each (linearCombination, differentiable in
+   * the bends): terms with a zero coefficient are left out, so a polychain point touches only its
+   * two neighbours and t = 0 or 1 returns the endpoint's values exactly (1 * x is x in float32).
    */
   weightsAt(t: number): StateDict {
     const c = this.coefficients(t);
-    const out: StateDict = new Map();
-    for (const name of this.names) {
-      let acc: Tensor | null = null;
-      this.controlPoints(name).forEach((w, k) => {
-        if (c[k] === 0) return;
-        const term = mulScalar(w, c[k]!);
-        acc = acc ? add(acc, term) : term;
-      });
-      out.set(name, acc!);
-    }
-    return out;
+    return new Map(this.names.map((name) => [name, linearCombination(this.controlPoints(name), c)]));
   }
 
   /**
@@ -170,16 +160,6 @@ export class Curve {
         for (const [name, dst] of model.stateDict()) copyInto(dst, w.get(name) ?? this.endpoints[0].get(name)!);
       }),
     );
-  }
-
-  /** 1/2 ||w||^2 summed over every tensor of `weights` (the L2 term of the curve objective), a scalar. */
-  static halfSquaredNorm(weights: StateDict): Tensor {
-    let total: Tensor | null = null;
-    for (const w of weights.values()) {
-      const s = sum(square(w));
-      total = total ? add(total, s) : s;
-    }
-    return mulScalar(total!, 0.5);
   }
 
   /**

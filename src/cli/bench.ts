@@ -59,6 +59,10 @@ const suites: Record<string, Suite> = {
     what: 'a full training step of each model at batch 128: images/s and peak pool memory (bench/train-step.ts)',
     run: (flags, json) => benchTrainStep({ quick: flags.quick, json, reps: flags.reps }),
   },
+  'curve-step': {
+    what: 'a curve training step (quadratic Bezier, w(t) on the GPU) beside the endpoint step of each model: the overhead (bench/train-step.ts)',
+    run: (flags, json) => benchTrainStep({ quick: flags.quick, json, reps: flags.reps, curve: true, models: ['mlp', 'tinyten', 'resnet32', 'vgg16', 'googlenet'] }),
+  },
   assignment: {
     what: 'linear assignment solver against scipy (bench/assignment.ts)',
     run: (flags, json) => benchAssignment({ quick: flags.quick, json, reps: flags.reps, sizes: sizes(flags) }),

@@ -16,3 +16,4 @@ export * from './conv.js';
 export * from './batchnorm.js';
 export * from './pool.js';
 export * from './dropout.js';
+export * from './combine.js';
