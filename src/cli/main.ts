@@ -11,6 +11,7 @@ import { evalCurve } from './eval-curve.js';
 import { evalCommand } from './eval.js';
 import { info } from './info.js';
 import { interpolate } from './interpolate.js';
+import { plane } from './plane.js';
 import { train } from './train.js';
 
 const commands: Record<string, Command & { summary: string }> = {
@@ -23,6 +24,7 @@ const commands: Record<string, Command & { summary: string }> = {
   interpolate: { ...interpolate, summary: 'loss and accuracy along (1-t) A + t B, BN re-estimated per t; barriers' },
   curve: { ...curve, summary: 'train a Bezier or polychain curve from A to B (or to B aligned to A), --resume' },
   'eval-curve': { ...evalCurve, summary: 'loss and accuracy along a trained curve (and the line), BN re-estimated per t; Min, Avg, barriers' },
+  plane: { ...plane, summary: 'loss and accuracy on the plane through A, P(B) and the bend; JSON for a heatmap' },
 };
 
 function usage(): string {
