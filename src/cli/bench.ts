@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { benchAssignment } from '../../bench/assignment.js';
 import { benchConv } from '../../bench/conv.js';
+import { CASES as ELEMENTWISE_CASES, benchElementwise } from '../../bench/elementwise.js';
 import { benchMatmul } from '../../bench/matmul.js';
 import { benchTrainStep } from '../../bench/train-step.js';
 import { MATMUL_VARIANTS, type MatmulVariant } from '../engine/index.js';
@@ -13,9 +14,9 @@ import { defineCommand } from './command.js';
 const spec = {
   quick: { type: 'boolean', help: 'fewer sizes and repetitions (for CPU adapters)' },
   json: { type: 'string', help: 'write results to this JSON file (default bench/results/<suite>-<backend>-<time>.json)' },
-  variants: { type: 'string', help: `kernel variants to time, comma-separated (matmul: ${MATMUL_VARIANTS.join(', ')})` },
+  variants: { type: 'string', help: `kernel variants to time, comma-separated (matmul: ${MATMUL_VARIANTS.join(', ')}; elementwise: case names)` },
   reps: { type: 'number', help: 'timed runs per measurement (median reported)' },
-  sizes: { type: 'string', help: 'sizes, comma-separated (matmul: square sizes only, no model shapes; assignment: n)' },
+  sizes: { type: 'string', help: 'sizes, comma-separated (matmul: square sizes only, no model shapes; assignment: n; elementwise: elements, multiples of 2048)' },
   'busy-wait': { type: 'boolean', help: "matmul: await Dawn's promise directly, whose polling spins a core (default: the stream's sleeping wait)" },
 } satisfies FlagSpec;
 
@@ -55,6 +56,16 @@ const suites: Record<string, Suite> = {
     run: (flags, json) =>
       benchConv({ quick: flags.quick, json, runs: flags.reps, kernels: list(flags) as Parameters<typeof benchConv>[0]['kernels'] }),
   },
+  elementwise: {
+    what: 'GB/s of the element-wise kernels (unary, binary, where, fill, copy, SGD, batch norm, dropout, random) at 4K..4M elements (bench/elementwise.ts)',
+    run: (flags, json) => {
+      const cases = list(flags);
+      for (const c of cases ?? []) {
+        if (!ELEMENTWISE_CASES.some((k) => k.name === c)) throw new UsageError(`unknown elementwise case '${c}' (${ELEMENTWISE_CASES.map((k) => k.name).join(', ')})`);
+      }
+      return benchElementwise({ quick: flags.quick, json, reps: flags.reps, sizes: sizes(flags), cases });
+    },
+  },
   'train-step': {
     what: 'a full training step of each model at batch 128: images/s and peak pool memory (bench/train-step.ts)',
     run: (flags, json) => benchTrainStep({ quick: flags.quick, json, reps: flags.reps }),
@@ -92,7 +103,7 @@ export const bench = defineCommand({
   positionals: true,
   epilog: [
     'suites:',
-    ...Object.entries(suites).map(([name, s]) => `  ${name.padEnd(10)} ${s.what}`),
+    ...Object.entries(suites).map(([name, s]) => `  ${name.padEnd(11)} ${s.what}`),
     '',
     'Environment: NEURALIGN_BACKEND=vulkan|opengles picks the Dawn backend; NEURALIGN_MATMUL=<variant>',
     'forces the matmul kernel the engine uses (the matmul suite times every variant regardless).',
