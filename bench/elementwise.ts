@@ -7,7 +7,8 @@
 // Timing: a timed run records `launches` calls of the op (enough for about 30 ms of work, so small
 // sizes are not all submit latency; each output is disposed at once and its buffer reused after
 // the next submit) and waits for queue completion (`stream.finish()`); the figure is the median
-// over `reps` timed runs after one compiling run and one warm-up run. Bytes are the f32 words each element reads and
+// over `reps` timed runs after one compiling run and one warm-up run. With `groups` the same is
+// done for each grid policy (setGridPolicy), the policies taking turns within each rep. Bytes are the f32 words each element reads and
 // writes (a broadcast operand's few words not counted), so GB/s compares with a copy's.
 import { writeFileSync } from 'node:fs';
 import * as E from '../src/engine/index.js';
@@ -22,6 +23,12 @@ export interface ElementwiseOptions {
   sizes?: number[];
   /** Case names to run (default all). */
   cases?: string[];
+  /**
+   * Grid policies to compare (setGridPolicy; "0:1" is one element per invocation), measured side
+   * by side: each timed rep runs every policy in turn, so a change in the machine's load hits all
+   * of them. Default: the adapter's policy only.
+   */
+  grids?: E.GridPolicy[];
 }
 
 /** Inputs made once per size, outside the timing. */
@@ -121,6 +128,8 @@ export interface ElementwiseRow {
   case: string;
   kernel: string;
   n: number;
+  /** The grid policy, "G:K" (at most G workgroups, at least K elements per invocation). */
+  grid: string;
   launches: number;
   ms: number;
   gb_per_s: number;
@@ -137,42 +146,60 @@ export async function benchElementwise(opts: ElementwiseOptions): Promise<unknow
   const cases = opts.cases ? CASES.filter((c) => opts.cases!.includes(c.name)) : CASES;
   if (opts.cases && cases.length !== opts.cases.length) throw new Error(`elementwise: unknown case in ${opts.cases.join(', ')}; cases: ${CASES.map((c) => c.name).join(', ')}`);
   const reps = opts.reps ?? (opts.quick ? 3 : 5);
+  const caps: E.GridPolicy[] = opts.grids?.length ? opts.grids : [E.gridPolicy()];
+  const capName = (g: E.GridPolicy) => E.gridPolicyName(g);
   console.log(`element-wise kernels on ${rt.info.description} (${rt.info.backend}); median of ${reps}; GB/s (M elements/s)`);
-  console.log(`${'case'.padEnd(12)} ${sizes.map((n) => String(n).padStart(20)).join('')}`);
+  console.log(`${'case'.padEnd(12)} ${'grid G:K'.padStart(12)} ${sizes.map((n) => String(n).padStart(20)).join('')}`);
   const rows: ElementwiseRow[] = [];
-  for (const c of cases) {
-    const cells: string[] = [];
-    for (const n of sizes) {
-      const x = makeInputs(n);
-      const call = () => {
-        const out = E.tidy(() => c.run(x));
-        if (out) out.dispose();
-      };
-      const timed = async (launches: number): Promise<number> => {
-        const t0 = performance.now();
-        for (let i = 0; i < launches; i++) call();
-        await rt.stream.finish();
-        return performance.now() - t0;
-      };
-      await timed(1); // compiles
-      const once = Math.min(await timed(1), await timed(1));
-      const launches = Math.max(1, Math.min(500, Math.ceil(TARGET_MS / Math.max(once, 1e-3))));
-      await timed(launches); // warm-up at the timed count
-      const times: number[] = [];
-      for (let r = 0; r < reps; r++) times.push((await timed(launches)) / launches);
-      const ms = median(times);
-      const row: ElementwiseRow = {
-        case: c.name, kernel: c.kernel, n, launches, ms,
-        gb_per_s: (c.words * 4 * n) / (ms * 1e6), melem_per_s: n / (ms * 1e3),
-      };
-      rows.push(row);
-      cells.push(`${row.gb_per_s.toFixed(2)} (${row.melem_per_s.toFixed(0)})`.padStart(20));
-      disposeInputs(x);
-      rt.pool.trim();
+  try {
+    for (const c of cases) {
+      const cells: string[][] = caps.map(() => []);
+      for (const n of sizes) {
+        const x = makeInputs(n);
+        const call = () => {
+          const out = E.tidy(() => c.run(x));
+          if (out) out.dispose();
+        };
+        const timed = async (launches: number): Promise<number> => {
+          const t0 = performance.now();
+          for (let i = 0; i < launches; i++) call();
+          await rt.stream.finish();
+          return performance.now() - t0;
+        };
+        const launches: number[] = [];
+        for (const g of caps) {
+          E.setGridPolicy(g);
+          await timed(1); // compiles
+          const once = Math.min(await timed(1), await timed(1));
+          launches.push(Math.max(1, Math.min(500, Math.ceil(TARGET_MS / Math.max(once, 1e-3)))));
+          await timed(launches.at(-1)!); // warm-up at the timed count
+        }
+        const times: number[][] = caps.map(() => []);
+        for (let r = 0; r < reps; r++) {
+          for (let k = 0; k < caps.length; k++) {
+            E.setGridPolicy(caps[k]!);
+            times[k]!.push((await timed(launches[k]!)) / launches[k]!);
+          }
+        }
+        caps.forEach((g, k) => {
+          const ms = median(times[k]!);
+          const row: ElementwiseRow = {
+            case: c.name, kernel: c.kernel, n, grid: E.gridPolicyName(g), launches: launches[k]!, ms,
+            gb_per_s: (c.words * 4 * n) / (ms * 1e6), melem_per_s: n / (ms * 1e3),
+          };
+          rows.push(row);
+          cells[k]!.push(`${row.gb_per_s.toFixed(2)} (${row.melem_per_s.toFixed(0)})`.padStart(20));
+        });
+        E.setGridPolicy(null);
+        disposeInputs(x);
+        rt.pool.trim();
+      }
+      caps.forEach((g, k) => console.log(`${(k === 0 ? c.name : '').padEnd(12)} ${capName(g).padStart(12)} ${cells[k]!.join('')}`));
     }
-    console.log(`${c.name.padEnd(12)} ${cells.join('')}`);
+  } finally {
+    E.setGridPolicy(null);
   }
-  const report = { suite: 'elementwise', device: rt.info, quick: opts.quick, reps, sizes, rows };
+  const report = { suite: 'elementwise', device: rt.info, quick: opts.quick, reps, sizes, default_grid: E.gridPolicyName(E.gridPolicy()), rows };
   if (opts.json) writeFileSync(opts.json, JSON.stringify(report, null, 2));
   return report;
 }

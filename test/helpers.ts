@@ -2,7 +2,7 @@
 // closeness assertions, and finite-difference gradient checks against float64 references.
 import type { Test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Tensor, backward, init, poisonNewTensors, runtime, tensor, tidy, type Shape } from '../src/engine/index.js';
+import { Tensor, backward, gridPolicy, init, poisonNewTensors, runtime, setGridPolicy, tensor, tidy, type GridPolicy, type Shape } from '../src/engine/index.js';
 
 /** Opens the device once per process and poisons every new tensor's buffer with NaN. */
 export async function setupEngine(): Promise<void> {
@@ -256,4 +256,69 @@ export function poolInUse(): number {
 /** Asserts two shapes are equal, with a readable message. */
 export function assertShape(actual: Shape, expected: Shape, what = ''): void {
   assert.equal([...actual], [...expected], `${what}: shape [${actual.join(', ')}], expected [${expected.join(', ')}]`);
+}
+
+/**
+ * Grid policies the grid-stride tests run each kernel under (setGridPolicy): one element per
+ * invocation (the grid folded to 2-D past 65535 workgroups), 1 and 3 workgroups (every invocation
+ * loops many times; 3 makes the stride not a power of two), 5 elements per invocation, and the
+ * adapter's default (null).
+ */
+export const GRID_POLICIES: readonly (GridPolicy | null)[] = [
+  { maxGroups: 0, perInvocation: 1 },
+  { maxGroups: 1, perInvocation: 1 },
+  { maxGroups: 3, perInvocation: 1 },
+  { maxGroups: 0, perInvocation: 5 },
+  null,
+];
+
+/** Runs fn (recording launches) under a grid policy, then restores the default. */
+export async function withGrid<T>(policy: GridPolicy | null, fn: () => T | Promise<T>): Promise<T> {
+  setGridPolicy(policy);
+  try {
+    return await fn();
+  } finally {
+    setGridPolicy(null);
+  }
+}
+
+/**
+ * Element counts for grid-stride loops: 1, odd sizes around one workgroup, and past the default
+ * policy's one-element-per-invocation range, where every invocation loops three or four times:
+ * cap * 256 * 3 + 7 under a cap (a GPU), 256 * K * 3 + 7 when each invocation takes K (a CPU).
+ */
+export function gridStrideSizes(): number[] {
+  const { maxGroups, perInvocation } = gridPolicy();
+  const far = maxGroups > 0 ? maxGroups * 256 * 3 + 7 : 256 * perInvocation * 3 + 7;
+  return [1, 3, 255, 257, 1031, far];
+}
+
+/**
+ * Runs `make` under every policy in GRID_POLICIES and asserts that the outputs are bit-identical
+ * (each element is computed by one invocation in the same way, whatever the grid). Returns the
+ * output of the default policy, for the caller's float64 check (which also catches NaN poison:
+ * an element no invocation wrote).
+ */
+export async function sameUnderEveryGrid(what: string, make: () => Tensor): Promise<Float32Array | Int32Array | Uint32Array> {
+  let first: Float32Array | Int32Array | Uint32Array | null = null;
+  let result: Float32Array | Int32Array | Uint32Array | null = null;
+  for (const policy of GRID_POLICIES) {
+    const out = await withGrid(policy, () => tidy(() => make()));
+    const values = await out.toArray();
+    out.dispose();
+    if (policy === null) result = values;
+    if (first === null) {
+      first = values;
+      continue;
+    }
+    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+    const firstBits = new Uint32Array(first.buffer, first.byteOffset, first.length);
+    assert.is(bits.length, firstBits.length, `${what}: length under grid ${JSON.stringify(policy)}`);
+    for (let i = 0; i < bits.length; i++) {
+      if (bits[i] !== firstBits[i]) {
+        assert.unreachable(`${what}: element ${i} of ${bits.length} is ${values[i]} under grid ${JSON.stringify(policy) ?? 'default'}, ${first[i]} with one element per invocation (seed ${TEST_SEED})`);
+      }
+    }
+  }
+  return result!;
 }

@@ -7,7 +7,7 @@ import { benchConv } from '../../bench/conv.js';
 import { CASES as ELEMENTWISE_CASES, benchElementwise } from '../../bench/elementwise.js';
 import { benchMatmul } from '../../bench/matmul.js';
 import { benchTrainStep } from '../../bench/train-step.js';
-import { MATMUL_VARIANTS, type MatmulVariant } from '../engine/index.js';
+import { MATMUL_VARIANTS, parseGridPolicy, type GridPolicy, type MatmulVariant } from '../engine/index.js';
 import { UsageError, type FlagSpec, type Flags as ParsedFlags } from './args.js';
 import { defineCommand } from './command.js';
 
@@ -17,6 +17,7 @@ const spec = {
   variants: { type: 'string', help: `kernel variants to time, comma-separated (matmul: ${MATMUL_VARIANTS.join(', ')}; elementwise: case names)` },
   reps: { type: 'number', help: 'timed runs per measurement (median reported)' },
   sizes: { type: 'string', help: 'sizes, comma-separated (matmul: square sizes only, no model shapes; assignment: n; elementwise: elements, multiples of 2048)' },
+  grids: { type: 'string', help: 'elementwise: grid policies to compare side by side, comma-separated G:K (at most G workgroups, 0 = no cap; at least K elements per invocation; 0:1 = one element per invocation)' },
   'busy-wait': { type: 'boolean', help: "matmul: await Dawn's promise directly, whose polling spins a core (default: the stream's sleeping wait)" },
 } satisfies FlagSpec;
 
@@ -63,7 +64,13 @@ const suites: Record<string, Suite> = {
       for (const c of cases ?? []) {
         if (!ELEMENTWISE_CASES.some((k) => k.name === c)) throw new UsageError(`unknown elementwise case '${c}' (${ELEMENTWISE_CASES.map((k) => k.name).join(', ')})`);
       }
-      return benchElementwise({ quick: flags.quick, json, reps: flags.reps, sizes: sizes(flags), cases });
+      let grids: GridPolicy[] | undefined;
+      try {
+        grids = flags.grids?.split(',').map(parseGridPolicy);
+      } catch (e) {
+        throw new UsageError(`--grids: ${(e as Error).message}`);
+      }
+      return benchElementwise({ quick: flags.quick, json, reps: flags.reps, sizes: sizes(flags), cases, grids });
     },
   },
   'train-step': {
@@ -106,7 +113,8 @@ export const bench = defineCommand({
     ...Object.entries(suites).map(([name, s]) => `  ${name.padEnd(11)} ${s.what}`),
     '',
     'Environment: NEURALIGN_BACKEND=vulkan|opengles picks the Dawn backend; NEURALIGN_MATMUL=<variant>',
-    'forces the matmul kernel the engine uses (the matmul suite times every variant regardless).',
+    'forces the matmul kernel the engine uses (the matmul suite times every variant regardless);',
+    'NEURALIGN_GRID=G:K sets the element-wise grid policy (0:1 = one element per invocation).',
   ].join('\n'),
   run,
 });

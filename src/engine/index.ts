@@ -1,6 +1,6 @@
 // The engine's public surface: device and runtime, tensors and scopes, autograd, ops.
-export { init, shutdown, runtime, launch, Kernel, grid1d, ParamWriter } from './runtime.js';
-export type { Runtime, Launch } from './runtime.js';
+export { init, shutdown, runtime, launch, Kernel, grid1d, gridStride, gridPolicy, gridPolicyName, parseGridPolicy, setGridPolicy, ParamWriter } from './runtime.js';
+export type { Runtime, Launch, GridPolicy } from './runtime.js';
 export { NoAdapterError, type DeviceInfo } from './device.js';
 export { WebGPUError } from './stream.js';
 export { Tensor, tidy, keep, startScope, endScope, sameShape, sizeOf, type DType, type Shape } from './tensor.js';

@@ -184,3 +184,84 @@ export function grid1d(invocations: number, size: number): [number, number, numb
   const y = Math.ceil(groups / max);
   return [Math.ceil(groups / y), y, 1];
 }
+
+/**
+ * How big a grid an element-wise launch gets. Element-wise kernels loop over their elements with
+ * a grid stride (each invocation takes i, i + S, i + 2S, ... for S the grid's invocation count;
+ * src/shaders/lib/grid.wgsl), so any grid covers any size: the grid is ceil(n / 256) workgroups of
+ * 256, divided by `perInvocation` (the elements each invocation takes at least) and capped at
+ * `maxGroups` (0: no cap). { maxGroups: 0, perInvocation: 1 } is one element per invocation.
+ */
+export interface GridPolicy {
+  maxGroups: number;
+  perInvocation: number;
+}
+
+/**
+ * On a CPU adapter (llvmpipe, lavapipe) each workgroup has a fixed start-up cost of a few
+ * microseconds (one workgroup per 256 elements ran `add` on 2M floats at 27 M elements/s where a
+ * copy of the same bytes took 3 ms), and the rasterizer runs only as many threads as there are
+ * cores, so it wants few, long workgroups. Measured on 2 cores (bench/README.md, "elementwise",
+ * the sweep): a fixed cap is wrong at one size or another (16 workgroups were best at 64K
+ * elements, 1024 at 4M: each SIMD batch of a workgroup runs its whole loop before the next, so
+ * very long loops lose locality), while about 16 elements per invocation was at or near the best
+ * at every size, so the CPU policy fixes that and caps nothing.
+ *
+ * On a GPU the grid must keep enough invocations in flight to hide memory latency, and each extra
+ * workgroup costs next to nothing, so one element per invocation up to a cap. WebGPU does not
+ * expose the number of multiprocessors, so the cap is sized for a large card: an H200 holds
+ * 132 SMs x 2048 threads = 1056 workgroups of 256 resident, and 4096 is about four full waves
+ * (CUDA's advice for grid-stride loops is 32 blocks per SM: 4224 there); a smaller GPU gets more
+ * waves, never too few.
+ */
+export const CPU_GRID_POLICY: GridPolicy = { maxGroups: 0, perInvocation: 16 };
+export const GPU_GRID_POLICY: GridPolicy = { maxGroups: 4096, perInvocation: 1 };
+
+let gridOverride: GridPolicy | null = null;
+
+/**
+ * Overrides the element-wise grid policy for this process (benchmarks, tests); null restores the
+ * default. NEURALIGN_GRID="G:K" (maxGroups G, perInvocation K; "0:1" is one element per
+ * invocation, as before the loops) does the same from the environment.
+ */
+export function setGridPolicy(policy: GridPolicy | null): void {
+  if (policy && !(Number.isInteger(policy.maxGroups) && policy.maxGroups >= 0 && Number.isInteger(policy.perInvocation) && policy.perInvocation >= 1)) {
+    throw new Error(`setGridPolicy: maxGroups >= 0 and perInvocation >= 1, integers, got ${JSON.stringify(policy)}`);
+  }
+  gridOverride = policy;
+}
+
+/** Parses "G:K" (or "G", perInvocation 1) into a policy. */
+export function parseGridPolicy(text: string): GridPolicy {
+  const [g, k = '1', ...rest] = text.trim().split(':');
+  const policy = { maxGroups: Number(g), perInvocation: Number(k) };
+  if (rest.length || !(Number.isInteger(policy.maxGroups) && policy.maxGroups >= 0 && Number.isInteger(policy.perInvocation) && policy.perInvocation >= 1)) {
+    throw new Error(`a grid policy is G:K (at most G workgroups, 0 for no cap; at least K elements per invocation), got '${text}'`);
+  }
+  return policy;
+}
+
+/** The element-wise grid policy in use: the override, NEURALIGN_GRID, or the adapter's default. */
+export function gridPolicy(): GridPolicy {
+  if (gridOverride) return gridOverride;
+  const env = process.env.NEURALIGN_GRID?.trim();
+  if (env) return parseGridPolicy(env);
+  return runtime().info.isCPU ? CPU_GRID_POLICY : GPU_GRID_POLICY;
+}
+
+/** "G:K" for a policy, as NEURALIGN_GRID takes it. */
+export function gridPolicyName(p: GridPolicy): string {
+  return `${p.maxGroups}:${p.perInvocation}`;
+}
+
+/**
+ * Workgroups of `size` for a grid-stride loop over n elements under gridPolicy(); folded into 2-D
+ * like grid1d when the count passes 65535 (only without a cap below that). The kernel loops with
+ * thread_index and grid_stride (src/shaders/lib/grid.wgsl).
+ */
+export function gridStride(n: number, size: number): [number, number, number] {
+  const { maxGroups, perInvocation } = gridPolicy();
+  let groups = Math.max(1, Math.ceil(n / (size * perInvocation)));
+  if (maxGroups > 0) groups = Math.min(groups, maxGroups);
+  return grid1d(groups * size, size);
+}

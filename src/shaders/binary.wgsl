@@ -5,7 +5,9 @@
 // of length 1 (broadcast). With CONTIGUOUS set, a, b and out have the same shape and no index math
 // is done. Inputs are read as raw 32-bit words and converted by DTYPE (0 f32, 1 i32, 2 u32), so
 // comparisons work on integer labels; the result is always f32 (comparisons give 1.0 or 0.0).
-// One invocation per output element, 256 per workgroup, grid folded to 2-D when large.
+// Tiling: 256 invocations per workgroup, each looping over output elements i, i + S, i + 2S, ...
+// (S the grid's invocation count: a grid-stride loop, lib/grid.wgsl), so the host bounds the grid
+// (gridStride, src/engine/runtime.ts); both paths, contiguous and strided.
 
 struct Params {
   n: u32,
@@ -54,24 +56,28 @@ fn apply(x: f32, y: f32) -> f32 {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
+  let start = thread_index(wid, nwg, lid, 256u);
+  let stride = grid_stride(nwg, 256u);
   if (CONTIGUOUS) {
-    out[i] = apply(load(a[i]), load(b[i]));
+    for (var i = start; i < params.n; i += stride) {
+      out[i] = apply(load(a[i]), load(b[i]));
+    }
     return;
   }
-  // Peel output axes from the last (fastest) to the first.
-  var rem = i;
-  var ia = 0u;
-  var ib = 0u;
-  for (var d = i32(params.rank) - 1; d >= 0; d--) {
-    let q = u32(d) / 4u;
-    let r = u32(d) % 4u;
-    let len = params.shape[q][r];
-    let idx = rem % len;
-    rem = rem / len;
-    ia += idx * params.stride_a[q][r];
-    ib += idx * params.stride_b[q][r];
+  for (var i = start; i < params.n; i += stride) {
+    // Peel output axes from the last (fastest) to the first.
+    var rem = i;
+    var ia = 0u;
+    var ib = 0u;
+    for (var d = i32(params.rank) - 1; d >= 0; d--) {
+      let q = u32(d) / 4u;
+      let r = u32(d) % 4u;
+      let len = params.shape[q][r];
+      let idx = rem % len;
+      rem = rem / len;
+      ia += idx * params.stride_a[q][r];
+      ib += idx * params.stride_b[q][r];
+    }
+    out[i] = apply(load(a[ia]), load(b[ib]));
   }
-  out[i] = apply(load(a[ia]), load(b[ib]));
 }

@@ -1,8 +1,9 @@
 // Element-wise unary ops on f32: out[i] = f(x[i]), with up to two scalar arguments.
 //
 // Layout: x and out are contiguous arrays of params.n elements (any shape: element-wise ops do
-// not care). One invocation per element; 256 invocations per workgroup; the grid may be folded
-// into 2-D (thread_index, lib/grid.wgsl) for more than 65535 workgroups.
+// not care). Tiling: 256 invocations per workgroup, each looping over elements i, i + S, i + 2S,
+// ... (S the grid's invocation count; thread_index and grid_stride, lib/grid.wgsl), so the host
+// bounds the grid (gridStride, src/engine/runtime.ts): one element per invocation for small n.
 // OP selects f at pipeline creation, so each op compiles to its own branch-free kernel.
 
 struct Params {
@@ -58,7 +59,7 @@ fn apply(v: f32) -> f32 {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
-  out[i] = apply(x[i]);
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
+    out[i] = apply(x[i]);
+  }
 }

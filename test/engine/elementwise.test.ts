@@ -5,8 +5,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
 import {
-  TEST_SEED, assertClose, assertShape, broadcastMap, dotRef, gradCheck, randomArray, rng, setupEngine, sizeOf, toTensor,
-  weightsFor,
+  TEST_SEED, assertClose, assertShape, broadcastMap, dotRef, gradCheck, gridStrideSizes, randomArray, rng, sameUnderEveryGrid,
+  setupEngine, sizeOf, toTensor, weightsFor,
 } from '../helpers.js';
 
 const test = suite('elementwise');
@@ -125,6 +125,31 @@ test('large contiguous and broadcast inputs (more than one workgroup row)', asyn
   assertClose(await sum.toArray(), a.map((v, i) => v + b[i]!), 1e-5, 0, 'add n=70007');
   const bc = E.mul(toTensor(a, [10001, 7]), toTensor(bias, [7]));
   assertClose(await bc.toArray(), a.map((v, i) => v * bias[i % 7]!), 1e-5, 0, 'mul [10001, 7] x [7]');
+});
+
+test('grid-stride sizes (1, odd, beyond the cap): binary contiguous and broadcast, comparisons, where; bit-identical under every grid policy', async () => {
+  for (const n of gridStrideSizes()) {
+    // Contiguous (binary.wgsl's CONTIGUOUS path), then [n, 1] x [3] and [1] x [n] (its strided path).
+    const a = randomArray(n, rand, 0.5, 2), b = randomArray(n, rand, 0.5, 2), r3 = randomArray(3, rand, 0.5, 2);
+    const ta = toTensor(a, [n]), tb = toTensor(b, [n]), t3 = toTensor(r3, [3]);
+    for (const [name, op, f] of binaryCases) {
+      assertClose(await sameUnderEveryGrid(`${name} n=${n}`, () => op(ta, tb)), a.map((v, i) => f(v, b[i]!)), 1e-5, 0, `${name} n=${n}`);
+    }
+    const outer = await sameUnderEveryGrid(`mul [n, 1] x [3] n=${n}`, () => E.mul(ta.reshape([n, 1]), t3));
+    assertClose(outer, Float64Array.from({ length: 3 * n }, (_, i) => a[Math.floor(i / 3)]! * r3[i % 3]!), 1e-5, 0, `mul [${n}, 1] x [3]`);
+    const one = toTensor([a[0]!], [1]);
+    const sub1 = await sameUnderEveryGrid(`sub [1] - [n] n=${n}`, () => E.sub(one, tb));
+    assertClose(sub1, b.map((v) => a[0]! - v), 1e-5, 0, `sub [1] - [${n}]`);
+    const ints = E.tensor(Int32Array.from(a, (v) => Math.round(4 * v)), [n], 'i32');
+    const intRef = Array.from(a, (v) => Math.round(4 * v));
+    assertClose(await sameUnderEveryGrid(`ge i32 n=${n}`, () => E.ge(ints, 4)), intRef.map((v) => (v >= 4 ? 1 : 0)), 0, 0, `ge i32 n=${n}`);
+    const cond = E.gt(ta, 1);
+    const picked = await sameUnderEveryGrid(`where n=${n}`, () => E.where(cond, ta, tb));
+    assertClose(picked, a.map((v, i) => (v > 1 ? v : b[i]!)), 0, 0, `where n=${n}`);
+    const bcast = await sameUnderEveryGrid(`where broadcast n=${n}`, () => E.where(cond.reshape([n, 1]), t3, 0));
+    assertClose(bcast, Float64Array.from({ length: 3 * n }, (_, i) => (a[Math.floor(i / 3)]! > 1 ? r3[i % 3]! : 0)), 0, 0, `where [n, 1] ? [3] : 0`);
+    for (const t of [ta, tb, t3, one, ints, cond]) t.dispose();
+  }
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
-import { TEST_SEED, assertClose, assertShape, dotRef, gradCheck, randomArray, rng, setupEngine, toTensor, weightsFor } from '../helpers.js';
+import {
+  TEST_SEED, assertClose, assertShape, dotRef, gradCheck, gridStrideSizes, randomArray, rng, sameUnderEveryGrid, setupEngine, toTensor, weightsFor,
+  withGrid,
+} from '../helpers.js';
 
 const test = suite('unary');
 const rand = rng(TEST_SEED);
@@ -37,7 +40,9 @@ const cases: Case[] = [
   { name: 'abs', op: E.abs, f: Math.abs, lo: -3, hi: 3, special: [0, -1e30] },
   { name: 'clamp(-0.5, 0.75)', op: (x) => E.clamp(x, -0.5, 0.75), f: (v) => Math.min(Math.max(v, -0.5), 0.75), lo: -2, hi: 2, special: [-0.5, 0.75] },
   { name: 'clamp(low only)', op: (x) => E.clamp(x, 0.25), f: (v) => Math.max(v, 0.25), lo: -2, hi: 2 },
-  { name: 'affine(-1.5, 0.25)', op: (x) => E.affine(x, -1.5, 0.25), f: (v) => -1.5 * v + 0.25, lo: -3, hi: 3, smooth: true },
+  // affine cancels near its zero (-1.5 v + 0.25 at v = 1/6): an absolute error of
+  // float32 rounding of the terms (about 1e-7), however small the result.
+  { name: 'affine(-1.5, 0.25)', op: (x) => E.affine(x, -1.5, 0.25), f: (v) => -1.5 * v + 0.25, lo: -3, hi: 3, atol: 1e-6, smooth: true },
   { name: 'mulScalar(3)', op: (x) => E.mulScalar(x, 3), f: (v) => 3 * v, lo: -3, hi: 3, smooth: true },
   { name: 'addScalar(-2)', op: (x) => E.addScalar(x, -2), f: (v) => v - 2, lo: -3, hi: 3, smooth: true },
   { name: 'square', op: E.square, f: (v) => v * v, lo: -3, hi: 3, smooth: true },
@@ -98,19 +103,33 @@ test('relu and abs pass zero gradient at exactly 0; clamp passes gradient at its
   assertClose(await x.grad!.toArray(), [1, 1, 1], 0, 0, 'clamp grad at bounds');
 });
 
-test('a tensor larger than 65535 workgroups (folded 2-D grid) is fully written', async () => {
+test('a tensor larger than 65535 workgroups of 256 is fully written: grid-stride loops, and at one element per invocation a folded 2-D grid', async () => {
   const n = 65535 * 256 + 1001;
   const x = new Float32Array(n);
   for (let i = 0; i < n; i++) x[i] = (i % 4093) - 2000;
   const t = E.tensor(x, [n]);
-  const y = E.affine(t, 2, 1);
-  const v = await y.toArray();
-  let bad = -1;
-  for (let i = 0; i < n; i++) if (v[i] !== 2 * x[i]! + 1) { bad = i; break; }
-  assert.is(bad, -1, `element ${bad} is ${v[bad]}, expected ${2 * x[bad]! + 1}`);
+  for (const cap of [null, { maxGroups: 0, perInvocation: 1 }]) {
+    const y = await withGrid(cap, () => E.affine(t, 2, 1));
+    const v = await y.toArray();
+    let bad = -1;
+    for (let i = 0; i < n; i++) if (v[i] !== 2 * x[i]! + 1) { bad = i; break; }
+    assert.is(bad, -1, `grid ${JSON.stringify(cap)}: element ${bad} is ${v[bad]}, expected ${2 * x[bad]! + 1}`);
+    y.dispose();
+  }
   t.dispose();
-  y.dispose();
 });
+
+for (const c of cases) {
+  test(`${c.name}: grid-stride sizes (1, odd, beyond the cap) match float64, bit-identical under every grid policy`, async () => {
+    for (const n of gridStrideSizes()) {
+      const x = toTensor(randomArray(n, rand, c.lo, c.hi), [n]);
+      const xs = await x.toArray();
+      const y = await sameUnderEveryGrid(`${c.name} n=${n}`, () => c.op(x));
+      assertClose(y, Array.from(xs, c.f), 1e-5, c.atol ?? 0, `${c.name} n=${n}`);
+      x.dispose();
+    }
+  });
+}
 
 test('empty tensors: unary ops give empty outputs', async () => {
   const y = E.exp(E.zeros([0, 3]));

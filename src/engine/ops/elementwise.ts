@@ -6,7 +6,7 @@ import unaryWgsl from '../../shaders/unary.wgsl';
 import whereWgsl from '../../shaders/where.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { record } from '../autograd.js';
-import { Kernel, grid1d, launch } from '../runtime.js';
+import { Kernel, gridStride, launch } from '../runtime.js';
 import { Tensor, sameShape, type DType } from '../tensor.js';
 import { full } from './creation.js';
 import { sumTo } from './reduce.js';
@@ -42,7 +42,7 @@ function unaryRaw(x: Tensor, name: UnaryName, alpha = 0, beta = 0): Tensor {
       constants: { OP: UNARY[name] },
       params: (w) => w.u32(x.size).f32(alpha, beta),
       buffers: [x.buffer, out.buffer],
-      workgroups: grid1d(x.size, 256),
+      workgroups: gridStride(x.size, 256),
     });
   }
   return out;
@@ -72,7 +72,7 @@ function binaryRaw(a: Tensor, b: Tensor, name: BinaryName): Tensor {
         .u32x4(broadcastStrides(a.shape, shape), MAX_RANK / 4)
         .u32x4(broadcastStrides(b.shape, shape), MAX_RANK / 4),
     buffers: [a.buffer, b.buffer, out.buffer],
-    workgroups: grid1d(out.size, 256),
+    workgroups: gridStride(out.size, 256),
   });
   return out;
 }
@@ -266,7 +266,7 @@ function whereTensors(cond: Tensor, at: Tensor, bt: Tensor): Tensor {
           .u32x4(broadcastStrides(at.shape, shape), 2)
           .u32x4(broadcastStrides(bt.shape, shape), 2),
       buffers: [cond.buffer, at.buffer, bt.buffer, out.buffer],
-      workgroups: grid1d(out.size, 256),
+      workgroups: gridStride(out.size, 256),
     });
   }
   return record(out, 'where', [at, bt], (g) => {
