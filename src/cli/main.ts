@@ -12,9 +12,11 @@ import { evalCommand } from './eval.js';
 import { info } from './info.js';
 import { interpolate } from './interpolate.js';
 import { plane } from './plane.js';
+import { reproduce } from './reproduce.js';
 import { train } from './train.js';
 
 const commands: Record<string, Command & { summary: string }> = {
+  reproduce: { ...reproduce, summary: "the paper's experiments end to end for a preset, resumable, with a report (what `npm start` runs)" },
   info: { ...info, summary: 'show the WebGPU device and limits in use' },
   demo: { ...demo, summary: 'check the engine end to end (what `npm start` runs)' },
   bench: { ...bench, summary: 'benchmark matmul, conv, a training step per model, the assignment solver; JSON output' },
@@ -26,6 +28,11 @@ const commands: Record<string, Command & { summary: string }> = {
   'eval-curve': { ...evalCurve, summary: 'loss and accuracy along a trained curve (and the line), BN re-estimated per t; Min, Avg, barriers' },
   plane: { ...plane, summary: 'loss and accuracy on the plane through A, P(B) and the bend; JSON for a heatmap' },
 };
+
+/** The commands by name (for `reproduce`, which runs them as its stages). */
+export function commandTable(): Record<string, Command> {
+  return commands;
+}
 
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((n) => n.length));
