@@ -9,13 +9,18 @@
 //   DIR/curve.safetensors              the bends after the last finished epoch (curve-file.ts)
 //   DIR/optimizer-epoch{E}.safetensors momentum buffers of the same epoch
 //   DIR/log.jsonl                      one EpochLog per line (train loss = cross-entropy alone)
+//   DIR/pam-p.safetensors, DIR/pam.json with --align pam-*: PAM's P-step and rounding (pam-run.ts)
+//
+// With --align pam-unaligned or pam-aligned (Tatro et al. section 3), the permutation is found by
+// PAM's P-step and rounding first (pam-run.ts), and the curve is then trained as here (the
+// phi-step) from A to the rounded P(B), with PAM's proximal step on the bend after every step.
 //
 // Everything random is a function of the seed: the loader's order and augmentation, the t of each
 // step (curveT), the random bend initialization; so --resume continues bit for bit.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { withL2Gradient } from '../engine/index.js';
+import { Tensor, clone, keep, noGrad, withL2Gradient } from '../engine/index.js';
 import { writeFileAtomic } from '../nn/checkpoint/atomic.js';
 import { generatorStates, optimizerFile, loadOptimizerState, removeOptimizerFiles } from '../nn/checkpoint/model.js';
 import { saveSafetensors } from '../nn/checkpoint/safetensors.js';
@@ -32,10 +37,12 @@ import {
   CURVE_FILE, disposeEndpoints, endpointPath, loadBendsFrom, loadEndpoints, permutationsFromJson, permutationsToJson, readCurveFile, restoreGenerators, saveCurve,
   type CurveMetadata, type CurvePermutation, type Endpoints,
 } from './curve-file.js';
+import { ProximalSGD } from './pam.js';
+import { PAM_DEFAULTS, PAM_METHODS, isPamMethod, readPamRecord, runPamPermutation, savedPamOptions, type PamHooks, type PamMethod } from './pam-run.js';
 import { permutationSpec } from './specs.js';
 import { weightMatching } from './weight-matching.js';
 
-export const CURVE_ALIGN_METHODS = ['none', 'correlation', 'weights'] as const;
+export const CURVE_ALIGN_METHODS = ['none', 'correlation', 'weights', ...PAM_METHODS] as const;
 export type CurveAlignMethod = (typeof CURVE_ALIGN_METHODS)[number];
 
 /** Everything that determines a curve's bends (stored in the curve file's metadata). */
@@ -59,6 +66,13 @@ export interface CurveTrainingOptions {
   seed: number;
   augment: boolean;
   trainSubset?: number;
+  /** PAM (--align pam-*; PAM_DEFAULTS): P-step epochs, the proximal nu, random rounding candidates, BvN terms kept. */
+  pamPEpochs?: number;
+  pamNu?: number;
+  pamCandidates?: number;
+  pamBvnTerms?: number;
+  /** PAM: the P-step's initial learning rate (default lr / 2, the official code's). */
+  pamLr?: number;
   /** Data folder (not part of the recipe). */
   dataDir?: string;
 }
@@ -109,7 +123,7 @@ export function curveObjective(model: Module, curve: Curve, weightDecay: number,
 }
 
 export interface AlignmentRecord {
-  method: Exclude<CurveAlignMethod, 'none'>;
+  method: 'correlation' | 'weights';
   endpoints: { a: string; b: string };
   images: number;
   permutation: CurvePermutation;
@@ -120,6 +134,8 @@ export interface AlignmentRecord {
 export interface CurveRunHooks {
   onStart?: (info: { parameters: number; trainImages: number; startEpoch: number; options: CurveTrainingOptions; permuted: boolean }) => void;
   onAlign?: (record: AlignmentRecord, reused: boolean) => void;
+  /** PAM's phases (P-step, rounding) before the curve's own training, the phi-step. */
+  pam?: PamHooks;
   onProgress?: (p: StepProgress) => void;
   onEpochEnd?: (log: EpochLog) => void;
 }
@@ -134,7 +150,7 @@ export interface CurveRunResult {
  * The permutation of B for `method`, computed once and saved in DIR/alignment.json; a rerun or a
  * resume with the same endpoint files reuses it.
  */
-async function alignmentFor(method: CurveAlignMethod, pair: Endpoints, train: ImageDataset, options: CurveTrainingOptions, out: string, hooks: CurveRunHooks): Promise<AlignmentRecord | null> {
+async function alignmentFor(method: 'none' | 'correlation' | 'weights', pair: Endpoints, train: ImageDataset, options: CurveTrainingOptions, out: string, hooks: CurveRunHooks): Promise<AlignmentRecord | null> {
   if (method === 'none') return null;
   const path = join(out, 'alignment.json');
   if (existsSync(path)) {
@@ -177,23 +193,34 @@ export async function runCurveTraining(
   const hooks = opts.hooks ?? {};
   const curvePath = join(out, CURVE_FILE);
   let saved: Awaited<ReturnType<typeof readCurveFile>> | null = null;
+  // A PAM run killed before its curve file existed resumes from its P-step files.
+  const pamSaved = existsSync(curvePath) ? null : ((await savedPamOptions(out)) ?? (readPamRecord(out) ? ({ ...readPamRecord(out)!.recipe } as unknown as CurveTrainingOptions) : null));
   if (opts.resume) {
-    if (!existsSync(curvePath)) throw new Error(`${out}: no ${CURVE_FILE} to resume from`);
-    saved = await readCurveFile(curvePath);
-  } else if (existsSync(curvePath)) {
-    throw new Error(`${out} already holds a curve; pass --resume to continue it, or choose another --out`);
+    if (existsSync(curvePath)) saved = await readCurveFile(curvePath);
+    else if (!pamSaved) throw new Error(`${out}: no ${CURVE_FILE} to resume from`);
+  } else if (existsSync(curvePath) || pamSaved) {
+    throw new Error(`${out} already holds a ${existsSync(curvePath) ? 'curve' : 'PAM run'}; pass --resume to continue it, or choose another --out`);
   }
   // The permutation is part of the curve: on resume it comes from the curve file.
   let pair = await loadEndpoints(a, b, null, saved ? { a: saved.meta.endpoints.a.sha256, b: saved.meta.endpoints.b.sha256 } : undefined);
   let curve: Curve | null = null;
   let model: Module | null = null;
   let optimizer: SGD | null = null;
+  let anchors: Tensor[] | null = null;
   try {
     const defaults = curveDefaults(pair.a.meta.training);
+    const newOptions = (): CurveTrainingOptions => {
+      const o = { ...defaults, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as CurveTrainingOptions;
+      return isPamMethod(o.align) ? { ...PAM_DEFAULTS, ...o } : o;
+    };
     const options: CurveTrainingOptions = saved
       ? resumeOptions(saved.meta.training as unknown as CurveTrainingOptions, given)
-      : ({ ...defaults, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as CurveTrainingOptions);
+      : pamSaved && opts.resume
+        ? resumeOptions(pamSaved, given)
+        : newOptions();
     if (!CURVE_KINDS.includes(options.curve)) throw new Error(`unknown curve kind '${options.curve}'`);
+    const pam = isPamMethod(options.align);
+    if (pam && options.init !== 'linear') throw new Error(`PAM starts its bend at 1/2 theta_A + 1/2 P theta_B (phi = 0): --init-bends ${options.init} does not apply`);
     const dataDir = options.dataDir ?? (pair.a.meta.training as { dataDir?: string }).dataDir;
     const train = firstImages(loadDataset(pair.a.meta.dataset, 'train', dataDir), options.trainSubset, 'train-subset');
     if (train.shape[1] !== pair.a.meta.config.inChannels || train.classes !== pair.a.meta.config.numClasses) {
@@ -203,7 +230,17 @@ export async function runCurveTraining(
 
     let permutation: CurvePermutation | null;
     if (saved) permutation = saved.meta.permutation;
-    else permutation = (await alignmentFor(options.align, pair, train, options, out, hooks))?.permutation ?? null;
+    else if (pam) {
+      // PAM: P starts at the identity on B as trained, or on B aligned by correlation.
+      const initial = options.align === 'pam-aligned' ? ((await alignmentFor('correlation', pair, train, options, out, hooks))?.permutation ?? null) : null;
+      const start = initial ? await loadEndpoints(a, b, permutationsFromJson(initial)) : pair;
+      try {
+        const record = await runPamPermutation({ method: options.align as PamMethod, pair: start, initial, train, options, out, readEvery: opts.readEvery, hooks: hooks.pam });
+        permutation = record.permutation;
+      } finally {
+        if (start !== pair) disposeEndpoints(start);
+      }
+    } else permutation = (await alignmentFor(options.align as 'none' | 'correlation' | 'weights', pair, train, options, out, hooks))?.permutation ?? null;
     if (permutation) {
       const unpermuted = pair;
       pair = await loadEndpoints(a, b, permutationsFromJson(permutation));
@@ -220,7 +257,11 @@ export async function runCurveTraining(
     } finally {
       for (const f of fresh) f.dispose();
     }
-    optimizer = new SGD(curve.parameters(), { lr: options.lr, momentum: options.momentum, nesterov: options.nesterov, weightDecay: 0 });
+    const sgd = { lr: options.lr, momentum: options.momentum, nesterov: options.nesterov, weightDecay: 0 };
+    // PAM's phi-step: the proximal step toward phi's start after every step, which is the bend's
+    // start 1/2 theta_A + 1/2 P theta_B (pam.ts ProximalSGD); taken before a resume loads the bends.
+    if (pam) anchors = noGrad(() => curve!.parameters().map((p) => keep(clone(p))));
+    optimizer = anchors ? new ProximalSGD(curve.parameters(), sgd, anchors, options.pamNu ?? PAM_DEFAULTS.pamNu) : new SGD(curve.parameters(), sgd);
     let startEpoch = 0;
     if (saved) {
       startEpoch = saved.meta.epoch;
@@ -280,6 +321,7 @@ export async function runCurveTraining(
     return { logs, epoch, curveFile: curvePath };
   } finally {
     optimizer?.dispose();
+    for (const t of anchors ?? []) t.dispose();
     curve?.dispose();
     model?.dispose();
     disposeEndpoints(pair);

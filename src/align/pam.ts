@@ -20,7 +20,9 @@
 //
 // Matrices here are row-major; a permutation `perm` is the matrix Pi[i][perm[i]] = 1, so
 // (Pi W)[i] = W[perm[i]]: unit perm[i] of B becomes unit i, the convention of permute.ts.
-import { Tensor, add, keep, linearCombination, mulScalar, noGrad, relu, sub, sum, tensor, tidy } from '../engine/index.js';
+import { Tensor, add, concat, full, keep, linearCombination, matmul, mulScalar, noGrad, relu, sub, sum, tensor, tidy } from '../engine/index.js';
+import { copyInto } from '../nn/module.js';
+import { SGD, type SGDOptions } from '../nn/optim.js';
 import { solveAssignment } from './assignment.js';
 
 /** Rounds of ReLU plus affine correction after every P-step (NeuronAlignment project_doubly_stoch). */
@@ -35,15 +37,20 @@ export function birkhoffCorrection(p: Tensor, iterations = BIRKHOFF_ITERATIONS):
   if (p.rank !== 2 || p.shape[1] !== n) throw new Error(`birkhoffCorrection: expects a square matrix, got ${p}`);
   return noGrad(() =>
     tidy(() => {
+      const ones = full([n, 1], 1);
       let x = p;
       for (let i = 0; i < iterations; i++) {
         x = relu(x);
-        const rows = mulScalar(sum(x, 1, { keepDims: true }), 1 / n); // [n, 1]: r / n
-        const cols = mulScalar(sum(x, 0, { keepDims: true }), 1 / n); // [1, n]: c / n
-        // - (r - 1) / n - (c - 1) / n + (s - n) / n^2 = -(r / n) - (c / n) + s / n^2 + 1 / n
-        // (the constants: 1/n + 1/n - n/n^2 = 1/n).
-        const total = mulScalar(sum(x), 1 / (n * n));
-        x = add(add(sub(sub(x, rows), cols), total), 1 / n);
+        // The affine step subtracts (r - 1) 1^T / n + 1 (c - 1)^T / n - (s - n) / n^2 J
+        //   = (r / n - k) 1^T + 1 (c / n)^T,   k = s / n^2 + 1 / n,
+        // a rank-2 matrix U V with U = [r / n - k, 1] (n x 2) and V = [1^T; c^T / n] (2 x n): one
+        // small matmul writes it (a broadcast subtraction over n^2 entries costs 4x more here).
+        const rows = mulScalar(sum(x, 1, { keepDims: true }), 1 / n); // [n, 1]
+        const cols = mulScalar(sum(x, 0, { keepDims: true }), 1 / n); // [1, n]
+        const k = add(mulScalar(sum(rows), 1 / n), 1 / n); // s / n^2 + 1 / n, from the row sums
+        const u = concat([sub(rows, k), ones], 1);
+        const v = concat([ones.reshape([1, n]), cols], 0);
+        x = linearCombination([x, matmul(u, v)], [1, -1]);
       }
       return x === p ? p.reshape(p.shape) : x;
     }),
@@ -163,4 +170,38 @@ export function largestTerms(terms: readonly BvnTerm[], count: number): { terms:
 export function drawTerm(cdf: Float64Array, u: number): number {
   for (let i = 0; i < cdf.length; i++) if (cdf[i]! >= u) return i;
   return cdf.length - 1;
+}
+
+/**
+ * SGD followed, after every step, by the proximal step toward fixed anchors and optionally a
+ * projection (PAM's two phases, NeuronAlignment train_perm): each parameter p becomes
+ * project((p + (lr / nu) anchor) / (1 + lr / nu)), with the step's learning rate. The P-step uses
+ * plain SGD with the Birkhoff correction as the projection; the phi-step Nesterov SGD on the
+ * bends with no projection (the prox of phi toward phi_old is the prox of the bend toward its
+ * start, since bend - phi does not change during the phase).
+ */
+export class ProximalSGD extends SGD {
+  constructor(
+    params: readonly Tensor[],
+    opts: SGDOptions,
+    readonly anchors: readonly Tensor[],
+    readonly nu: number,
+    readonly project: ((p: Tensor) => Tensor) | null = null,
+  ) {
+    super(params, opts);
+    if (anchors.length !== params.length) throw new Error(`ProximalSGD: ${params.length} parameters, ${anchors.length} anchors`);
+    if (!(nu > 0)) throw new Error(`ProximalSGD: nu must be positive, got ${nu}`);
+  }
+
+  override step(): void {
+    super.step();
+    noGrad(() =>
+      this.params.forEach((p, i) =>
+        tidy(() => {
+          const prox = proximalStep(p, this.anchors[i]!, this.lr, this.nu);
+          copyInto(p, this.project ? this.project(prox) : prox);
+        }),
+      ),
+    );
+  }
 }

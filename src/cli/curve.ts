@@ -19,7 +19,17 @@ const spec = {
   curve: { type: 'string', help: `curve family: ${CURVE_KINDS.join(', ')} (default bezier)` },
   bends: { type: 'number', help: 'control points including both endpoints (default 3: the quadratic Bezier of the paper)' },
   'init-bends': { type: 'string', help: 'linear (on the straight line, the default) or random (a fresh initialization, Garipov\'s option)' },
-  align: { type: 'string', help: `${CURVE_ALIGN_METHODS.join(', ')}: connect A to B as trained, or to B aligned by activation correlation (the paper) or weight matching (default none)` },
+  align: {
+    type: 'string',
+    help:
+      `${CURVE_ALIGN_METHODS.join(', ')}: connect A to B as trained, or to B aligned by activation correlation (the paper) or weight matching; ` +
+      'pam-unaligned / pam-aligned: PAM (section 3) optimizes the permutation with the curve, starting from B as trained or aligned (default none)',
+  },
+  'pam-p-epochs': { type: 'number', help: "PAM: epochs of the P-step before the curve's own training (default 20)" },
+  'pam-lr': { type: 'number', help: 'PAM: initial learning rate of the P-step (default half of --lr: 0.05, as the official code)' },
+  'pam-nu': { type: 'number', help: 'PAM: nu of the proximal term (1/2 nu) ||x - x_old||^2 on P and on phi (default 1000)' },
+  'pam-candidates': { type: 'number', help: 'PAM: random rounding candidates drawn from the Birkhoff-von Neumann decomposition (default 32)' },
+  'pam-bvn-terms': { type: 'number', help: 'PAM: largest Birkhoff-von Neumann terms kept for the draws (default 11)' },
   'align-samples': { type: 'number', help: 'training images the correlation alignment uses (default 10000, as the paper)' },
   epochs: { type: 'number', help: 'epochs (default 250)' },
   lr: { type: 'number', help: 'initial learning rate (default 0.1)' },
@@ -55,7 +65,16 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     trainSubset: positiveInteger(flags['train-subset'], 'train-subset'),
     augment: flags['no-augment'] ? false : undefined,
     dataDir: flags['data-dir'],
+    pamPEpochs: positiveInteger(flags['pam-p-epochs'], 'pam-p-epochs'),
+    pamNu: flags['pam-nu'],
+    pamLr: nonNegative(flags['pam-lr'], 'pam-lr'),
+    pamCandidates: flags['pam-candidates'],
+    pamBvnTerms: positiveInteger(flags['pam-bvn-terms'], 'pam-bvn-terms'),
   };
+  if (given.pamCandidates !== undefined && !(Number.isInteger(given.pamCandidates) && given.pamCandidates >= 0)) throw new UsageError(`--pam-candidates needs an integer >= 0, got ${given.pamCandidates}`);
+  if (given.pamNu !== undefined && !(given.pamNu > 0)) throw new UsageError(`--pam-nu needs a positive number, got ${given.pamNu}`);
+  const pamFlag = (['pam-p-epochs', 'pam-lr', 'pam-nu', 'pam-candidates', 'pam-bvn-terms'] as const).find((f) => flags[f] !== undefined);
+  if (pamFlag && given.align !== undefined && !given.align.startsWith('pam-')) throw new UsageError(`--${pamFlag} applies to --align pam-unaligned or pam-aligned only`);
   if (given.points !== undefined && given.points < 3) throw new UsageError(`--bends needs at least 3 control points (the endpoints and one bend), got ${given.points}`);
   if (given.seed !== undefined && !(Number.isInteger(given.seed) && given.seed >= 0 && given.seed < 2 ** 32)) throw new UsageError(`--seed needs an integer in 0..2^32-1, got ${given.seed}`);
   const logEvery = positiveInteger(flags['log-every'], 'log-every')!;
@@ -86,6 +105,29 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
         },
         onProgress: (p) => progress.step(p),
         onEpochEnd: (log) => progress.epoch(log, epochs),
+        pam: {
+          onPhase: (phase, info) =>
+            console.error(
+              phase === 'P-step'
+                ? `PAM P-step: ${info.groups.length} relaxed permutation(s) (${info.groups.join(', ')}), ${info.epochs} epochs${info.startEpoch ? `, resuming at epoch ${info.startEpoch + 1}` : ''}`
+                : 'PAM rounding: Birkhoff-von Neumann candidates scored by training NLL',
+            ),
+          onProgress: (p) => progress.step(p),
+          onPEpochEnd: (log) => {
+            progress.close();
+            const distance = Object.entries(log.distance).map(([g, d]) => `${g} ${d.toFixed(4)}`).join('  ');
+            console.error(`P-step epoch ${log.epoch}  train loss ${log.train_loss.toFixed(4)} acc ${(100 * log.train_acc).toFixed(2)}%  lr ${log.lr.toPrecision(4)}  ${formatDuration(log.seconds)}  distance from a permutation: ${distance}`);
+          },
+          onCandidate: (i, total, c) =>
+            console.error(`rounding candidate ${i + 1}/${total} (${c.source}${c.sameAs !== null ? `, same as ${c.sameAs + 1}` : ''}): train NLL ${c.loss.toFixed(4)} acc ${(100 * c.accuracy).toFixed(2)}%`),
+          onDone: (r, reused) => {
+            const moved = Object.entries(r.moved).map(([g, n]) => `${g} ${n}`).join('  ');
+            console.error(
+              `${reused ? `PAM permutation reused from ${flags.out}/pam.json` : `PAM permutation: candidate ${r.chosen + 1} (${r.candidates[r.chosen]!.source}), train NLL ${r.candidates[r.chosen]!.loss.toFixed(4)}; P-step ${formatDuration(r.seconds.pStep)}, rounding ${formatDuration(r.seconds.rounding)}`}; ` +
+                `units moved from the start: ${moved}; phi-step next`,
+            );
+          },
+        },
       },
     });
   } catch (e) {
@@ -107,11 +149,12 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
 }
 
 export const curve = defineCommand({
-  usage: 'neuralign curve --a A.safetensors --b B.safetensors --out DIR [--align none|correlation|weights] [options]',
+  usage: 'neuralign curve --a A.safetensors --b B.safetensors --out DIR [--align none|correlation|weights|pam-unaligned|pam-aligned] [options]',
   description:
     'Trains a mode-connecting curve between two endpoints (Tatro et al. 2020, section 2; Garipov et al. 2018): the endpoints\n' +
     'fixed, the bends trained on the cross-entropy at one t ~ U[0, 1] per batch plus 1/2 wd ||w(t)||^2. With --align, B is\n' +
-    "first permuted into A's unit order, and the curve connects A to P(B).",
+    "first permuted into A's unit order, and the curve connects A to P(B). With --align pam-*, P is optimized first (PAM's\n" +
+    'P-step and rounding, section 3) and the curve is trained to the rounded P(B) with a proximal term on the bend.',
   spec,
   run,
 });
