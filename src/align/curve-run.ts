@@ -38,7 +38,7 @@ import {
   type CurveMetadata, type CurvePermutation, type Endpoints,
 } from './curve-file.js';
 import { ProximalSGD } from './pam.js';
-import { PAM_DEFAULTS, PAM_METHODS, isPamMethod, readPamRecord, runPamPermutation, savedPamOptions, type PamHooks, type PamMethod } from './pam-run.js';
+import { PAM_DEFAULTS, PAM_METHODS, isPamMethod, runPamPermutation, savedPamOptions, type PamHooks, type PamMethod } from './pam-run.js';
 import { permutationSpec } from './specs.js';
 import { weightMatching } from './weight-matching.js';
 
@@ -194,7 +194,7 @@ export async function runCurveTraining(
   const curvePath = join(out, CURVE_FILE);
   let saved: Awaited<ReturnType<typeof readCurveFile>> | null = null;
   // A PAM run killed before its curve file existed resumes from its P-step files.
-  const pamSaved = existsSync(curvePath) ? null : ((await savedPamOptions(out)) ?? (readPamRecord(out) ? ({ ...readPamRecord(out)!.recipe } as unknown as CurveTrainingOptions) : null));
+  const pamSaved = existsSync(curvePath) ? null : await savedPamOptions(out);
   if (opts.resume) {
     if (existsSync(curvePath)) saved = await readCurveFile(curvePath);
     else if (!pamSaved) throw new Error(`${out}: no ${CURVE_FILE} to resume from`);

@@ -88,6 +88,8 @@ export interface PamRecord {
   initial: CurvePermutation | null;
   /** The P-step options used (to refuse a resume with others). */
   recipe: Record<string, unknown>;
+  /** The run's training options (data folder left out), for a resume before the curve file exists. */
+  training: Record<string, unknown>;
   fixedGroups: string[];
   pStep: PamEpochLog[];
   candidates: PamCandidate[];
@@ -127,6 +129,8 @@ export function readPamRecord(out: string): PamRecord | null {
 
 /** The training options a PAM run in `out` saved before its curve file existed, or null. */
 export async function savedPamOptions(out: string): Promise<CurveTrainingOptions | null> {
+  const record = readPamRecord(out);
+  if (record) return record.training as unknown as CurveTrainingOptions;
   const path = join(out, PAM_P_FILE);
   if (!existsSync(path)) return null;
   const file = await loadSafetensors(path);
@@ -275,8 +279,9 @@ export async function runPamPermutation(args: {
       final.set(g.name, composePermutations(first, second));
       moved[g.name] = second.reduce((n, v, i) => n + (v !== i ? 1 : 0), 0);
     }
+    const { dataDir: _dd, ...training } = options;
     const record: PamRecord = {
-      method, endpoints, initial, recipe, fixedGroups: [...fixed], pStep: pLog, candidates: scored, chosen, moved,
+      method, endpoints, initial, recipe, training, fixedGroups: [...fixed], pStep: pLog, candidates: scored, chosen, moved,
       permutation: permutationsToJson(method, final)!,
       seconds: { pStep: pSeconds, rounding: (performance.now() - roundStarted) / 1000 },
     };

@@ -47,7 +47,7 @@ const recipe = (extra: Partial<CurveTrainingOptions>): Partial<CurveTrainingOpti
 });
 const bytes = (t: { data: ArrayBufferView }) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 const record = (out: string) => JSON.parse(readFileSync(join(out, PAM_RECORD_FILE), 'utf8')) as PamRecord;
-const withoutTiming = (r: PamRecord) => ({ ...r, seconds: null, pStep: r.pStep.map((l) => ({ ...l, seconds: null })) });
+const withoutTiming = (r: PamRecord) => ({ ...r, training: null, seconds: null, pStep: r.pStep.map((l) => ({ ...l, seconds: null })) });
 
 async function sameTensors(pathA: string, pathB: string, what: string): Promise<void> {
   const [fa, fb] = [await loadSafetensors(pathA), await loadSafetensors(pathB)];
