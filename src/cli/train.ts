@@ -31,6 +31,7 @@ const spec = {
   'test-subset': { type: 'number', help: 'evaluate on the first N test images' },
   'no-augment': { type: 'boolean', help: 'no augmentation (CIFAR data sets are augmented by default, MNIST-like ones never)' },
   resume: { type: 'boolean', help: "continue from --out's checkpoint (same recipe; --epochs may grow)" },
+  'recompute-bn': { type: 'boolean', help: 'after the last epoch, recompute the batch-norm running statistics on one pass of the training data (torch.optim.swa_utils.update_bn) and save them' },
   'log-every': { type: 'number', help: 'read the loss every K batches: progress, plain log lines, NaN checks', default: 50 },
 } satisfies FlagSpec;
 
@@ -76,6 +77,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     result = await runTraining(options, flags.out, {
       resume: flags.resume,
       readEvery: logEvery,
+      recomputeBn: flags['recompute-bn'],
       hooks: {
         onStart: (s) => {
           const o = s.options;
@@ -109,6 +111,10 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     `trained ${options.model} on ${options.dataset} to epoch ${last.epoch}: test accuracy ${(100 * last.test_acc).toFixed(2)}%, ` +
       `test loss ${last.test_loss.toFixed(4)}; checkpoint ${result.checkpoint}`,
   );
+  const r = result.recomputedBn;
+  if (r) {
+    console.log(`batch-norm statistics recomputed on ${r.images} training images: test accuracy ${(100 * r.testAccuracy).toFixed(2)}%, test loss ${r.testLoss.toFixed(4)} (saved in the checkpoint)`);
+  }
   return 0;
 }
 

@@ -16,3 +16,4 @@ export * from './checkpoint/model.js';
 export * from './evaluate.js';
 export * from './train.js';
 export * from './train-run.js';
+export * from './update-bn.js';

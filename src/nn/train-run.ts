@@ -15,13 +15,15 @@ import { init, tuneMatmul } from '../engine/index.js';
 import { writeFileAtomic } from './checkpoint/atomic.js';
 import { CheckpointError } from './checkpoint/safetensors.js';
 import {
-  CHECKPOINT_FILE, generatorStates, loadInto, loadOptimizerState, readCheckpoint, removeOptimizerFiles, saveTrainingState,
+  CHECKPOINT_FILE, generatorStates, loadInto, saveModel, loadOptimizerState, readCheckpoint, removeOptimizerFiles, saveTrainingState,
   type CheckpointFile, type CheckpointMetadata,
 } from './checkpoint/model.js';
 import { CIFAR_AUGMENT, DataLoader, firstImages, loadDataset } from './data/index.js';
 import { createModel, type ModelName } from './models/index.js';
 import { SGD, cosineSchedule, garipovSchedule, stepSchedule, tatroSchedule, type LrSchedule } from './optim.js';
+import { evaluate } from './evaluate.js';
 import { trainLoop, type EpochLog, type StepProgress } from './train.js';
+import { batchNormLayers, recomputeBatchNorm } from './update-bn.js';
 
 export const SCHEDULE_NAMES = ['tatro', 'garipov', 'step', 'cosine', 'constant'] as const;
 export type ScheduleName = (typeof SCHEDULE_NAMES)[number];
@@ -127,6 +129,8 @@ export interface RunHooks {
 }
 
 export interface RunResult {
+  /** With recomputeBn: the images the BN statistics were recomputed on and the test result after. */
+  recomputedBn?: { images: number; testLoss: number; testAccuracy: number };
   logs: EpochLog[];
   /** The checkpoint's epoch when the run ends. */
   epoch: number;
@@ -137,7 +141,7 @@ export interface RunResult {
  * Trains per `options` into folder `out`. With `resume`, continues from out's checkpoint (options
  * must be resumeOptions of the saved ones); without, `out` must not hold a checkpoint yet.
  */
-export async function runTraining(options: TrainingOptions, out: string, opts: { resume?: boolean; readEvery?: number; hooks?: RunHooks } = {}): Promise<RunResult> {
+export async function runTraining(options: TrainingOptions, out: string, opts: { resume?: boolean; readEvery?: number; hooks?: RunHooks; recomputeBn?: boolean } = {}): Promise<RunResult> {
   const hooks = opts.hooks ?? {};
   const checkpointPath = join(out, CHECKPOINT_FILE);
   let resumeFrom: CheckpointFile | null = null;
@@ -176,6 +180,7 @@ export async function runTraining(options: TrainingOptions, out: string, opts: {
     const test = new DataLoader(testSet, { batchSize: options.batchSize });
     hooks.onStart?.({ parameters: model.parameterCount(), trainImages: trainSet.shape[0], testImages: testSet.shape[0], startEpoch, options });
     let epoch = startEpoch;
+    let lastMeta = null as CheckpointMetadata | null; // set in onEpochEnd (TypeScript cannot see the callback assign it)
     const logs = await trainLoop({
       model,
       optimizer,
@@ -199,11 +204,25 @@ export async function runTraining(options: TrainingOptions, out: string, opts: {
           metrics: { ...log },
         };
         await saveTrainingState(out, model, optimizer, meta);
+        lastMeta = meta;
         epoch = log.epoch;
         hooks.onEpochEnd?.(log);
       },
     });
-    return { logs, epoch, checkpoint: checkpointPath };
+    let recomputed: RunResult['recomputedBn'];
+    const finalMeta = lastMeta;
+    if (opts.recomputeBn && finalMeta && batchNormLayers(model).length > 0) {
+      // Short runs leave the running statistics behind the weights (issue 11's example: 29.8% with
+      // them, 65.2% after recomputing): recompute them on one pass of the training loader at the
+      // final weights (torch.optim.swa_utils.update_bn) and save the checkpoint again. Only the
+      // running statistics change; a later --resume trains the same weights either way.
+      const stats = await recomputeBatchNorm(model, train, { epoch: epoch });
+      const after = await evaluate(model, test);
+      const metrics = { ...finalMeta.metrics, bn_recomputed_images: stats.images, test_loss_recomputed_bn: after.loss, test_acc_recomputed_bn: after.accuracy };
+      await saveModel(checkpointPath, model, { ...finalMeta, metrics });
+      recomputed = { images: stats.images, testLoss: after.loss, testAccuracy: after.accuracy };
+    }
+    return { logs, epoch, checkpoint: checkpointPath, recomputedBn: recomputed };
   } finally {
     optimizer.dispose();
     model.dispose();
