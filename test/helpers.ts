@@ -2,7 +2,7 @@
 // closeness assertions, and finite-difference gradient checks against float64 references.
 import type { Test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Tensor, backward, gridPolicy, init, poisonNewTensors, runtime, setGridPolicy, tensor, tidy, type GridPolicy, type Shape } from '../src/engine/index.js';
+import { Tensor, backward, clone, gridPolicy, init, mul, poisonNewTensors, runtime, setGridPolicy, sum, tensor, tidy, type GridPolicy, type Shape } from '../src/engine/index.js';
 
 /** Opens the device once per process and poisons every new tensor's buffer with NaN. */
 export async function setupEngine(): Promise<void> {
@@ -321,4 +321,20 @@ export async function sameUnderEveryGrid(what: string, make: () => Tensor): Prom
     }
   }
   return result!;
+}
+
+/**
+ * The gradient of sum(f(x) * w) with respect to a fresh leaf copy of x (so a backward kernel can
+ * run under sameUnderEveryGrid); the caller disposes it. Its float64 reference is the backward
+ * formula applied to w.
+ */
+export function gradientOf(x: Tensor, w: Tensor, f: (x: Tensor) => Tensor): Tensor {
+  return tidy(() => {
+    const leaf = clone(x);
+    leaf.requiresGrad = true;
+    backward(sum(mul(f(leaf), w)));
+    const g = leaf.grad!;
+    leaf.grad = null;
+    return g;
+  });
 }

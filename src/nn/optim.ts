@@ -6,7 +6,7 @@
 // with the optimizer until dispose().
 import sgdWgsl from '../shaders/sgd.wgsl';
 import gridWgsl from '../shaders/lib/grid.wgsl';
-import { Kernel, Tensor, clone, grid1d, keep, launch, noGrad } from '../engine/index.js';
+import { Kernel, Tensor, clone, gridStride, keep, launch, noGrad } from '../engine/index.js';
 
 const sgdKernel = new Kernel('sgd', [gridWgsl, sgdWgsl], 'sgd');
 const sgdMomentumKernel = new Kernel('sgd_momentum', [gridWgsl, sgdWgsl], 'sgd_momentum');
@@ -63,7 +63,7 @@ export class SGD {
         op: 'sgd step',
         params: (w) => w.u32(p.size, first ? 1 : 0, this.nesterov ? 1 : 0).f32(this.lr, this.momentum, this.dampening, this.weightDecay),
         buffers: [p.buffer, grad.buffer, useMomentum ? this.buffers[i]!.buffer : null],
-        workgroups: grid1d(p.size, 256),
+        workgroups: gridStride(p.size, 256),
       });
     });
   }

@@ -23,9 +23,11 @@
 //
 // Layout: src holds the batch's uint8 pixels [B, C, src_h, src_w] row-major, packed 4 per u32
 // word (byte k is bits 8(k % 4) .. of word k / 4, little-endian); out is f32 [B, C, out_h, out_w].
-// One invocation per output element, 256 per workgroup, grid folded to 2-D when large. Every
-// invocation recomputes its image's 4 hashes and cos/sin: a few dozen ALU operations against
-// one 4-byte write, cheaper than a second pass. Limits: C <= 4 (mean and std are vec4s), src no
+// Each output element is computed on its own: 256 invocations per workgroup in a grid-stride loop
+// over the elements (lib/grid.wgsl: an invocation takes i, i + S, i + 2S, ... for S the grid's
+// invocations), so the host bounds the grid (gridStride, src/engine/runtime.ts). Every element
+// recomputes its image's 4 hashes and cos/sin: a few dozen ALU operations against one 4-byte
+// write, cheaper than a second pass. Limits: C <= 4 (mean and std are vec4s), src no
 // larger than the output.
 
 struct Params {
@@ -80,43 +82,43 @@ fn interpolate(plane: u32, uy: f32, ux: f32) -> f32 {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
-  let x = i % params.out_w;
-  let y = (i / params.out_w) % params.out_h;
-  let plane = i / (params.out_w * params.out_h);   // b * C + c
-  let c = plane % params.channels;
-  let b = plane / params.channels;
-  let counter = params.offset + 4u * b;
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
+    let x = i % params.out_w;
+    let y = (i / params.out_w) % params.out_h;
+    let plane = i / (params.out_w * params.out_h);   // b * C + c
+    let c = plane % params.channels;
+    let b = plane / params.channels;
+    let counter = params.offset + 4u * b;
 
-  var v = 0.0;
-  var inside = true;
-  var qy = i32(y);
-  var qx = i32(x);
-  if (params.crop_pad > 0u) {
-    // torch.randint(0, 2 pad + 1): the top 24 bits scaled to the span, exact in integers.
-    let span = 2u * params.crop_pad + 1u;
-    qy += i32(((counter_hash(params.seed, counter + 2u) >> 8u) * span) >> 24u) - i32(params.crop_pad);
-    qx += i32(((counter_hash(params.seed, counter + 3u) >> 8u) * span) >> 24u) - i32(params.crop_pad);
-    inside = qy >= 0 && qx >= 0 && qy < i32(params.out_h) && qx < i32(params.out_w);
-  }
-  if (inside) {
-    if (params.flip != 0u && (counter_hash(params.seed, counter + 1u) >> 8u) < 0x800000u) {
-      qx = i32(params.out_w) - 1 - qx;
+    var v = 0.0;
+    var inside = true;
+    var qy = i32(y);
+    var qx = i32(x);
+    if (params.crop_pad > 0u) {
+      // torch.randint(0, 2 pad + 1): the top 24 bits scaled to the span, exact in integers.
+      let span = 2u * params.crop_pad + 1u;
+      qy += i32(((counter_hash(params.seed, counter + 2u) >> 8u) * span) >> 24u) - i32(params.crop_pad);
+      qx += i32(((counter_hash(params.seed, counter + 3u) >> 8u) * span) >> 24u) - i32(params.crop_pad);
+      inside = qy >= 0 && qx >= 0 && qy < i32(params.out_h) && qx < i32(params.out_w);
     }
-    if (params.degrees > 0.0) {
-      let u = unit(counter_hash(params.seed, counter));
-      let angle = radians(params.degrees * (2.0 * u - 1.0));
-      let cs = cos(angle);
-      let sn = sin(angle);
-      let cy = 0.5 * f32(params.out_h - 1u);
-      let cx = 0.5 * f32(params.out_w - 1u);
-      let dy = f32(qy) - cy;
-      let dx = f32(qx) - cx;
-      v = interpolate(plane, cy - sn * dx + cs * dy, cx + cs * dx + sn * dy);
-    } else {
-      v = canvas(plane, qy, qx);
+    if (inside) {
+      if (params.flip != 0u && (counter_hash(params.seed, counter + 1u) >> 8u) < 0x800000u) {
+        qx = i32(params.out_w) - 1 - qx;
+      }
+      if (params.degrees > 0.0) {
+        let u = unit(counter_hash(params.seed, counter));
+        let angle = radians(params.degrees * (2.0 * u - 1.0));
+        let cs = cos(angle);
+        let sn = sin(angle);
+        let cy = 0.5 * f32(params.out_h - 1u);
+        let cx = 0.5 * f32(params.out_w - 1u);
+        let dy = f32(qy) - cy;
+        let dx = f32(qx) - cx;
+        v = interpolate(plane, cy - sn * dx + cs * dy, cx + cs * dx + sn * dy);
+      } else {
+        v = canvas(plane, qy, qx);
+      }
     }
+    out[i] = (v / 255.0 - params.mean[c]) / params.stdev[c];
   }
-  out[i] = (v / 255.0 - params.mean[c]) / params.stdev[c];
 }

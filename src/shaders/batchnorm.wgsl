@@ -6,8 +6,10 @@
 // WebGPU binds every declared buffer, the op binds x in place of an absent one.
 //
 // Layout: x and y contiguous [N, C, S] (S = product of the spatial axes, 1 for [N, C]), so the
-// channel of element i is (i / S) % C; per-channel vectors are [C]. One invocation per element,
-// 256 per workgroup, grid folded to 2-D when large.
+// channel of element i is (i / S) % C; per-channel vectors are [C]. Tiling: 256 invocations per
+// workgroup in a grid-stride loop over the elements (lib/grid.wgsl: an invocation takes i, i + S,
+// i + 2S, ... for S the grid's invocations), so the host bounds the grid (gridStride,
+// src/engine/runtime.ts).
 
 struct Params {
   n: u32,         // N * C * S
@@ -30,14 +32,14 @@ override EVAL: bool = false;
 @compute @workgroup_size(256)
 fn bn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
-  let c = (i / params.spatial) % params.channels;
-  var invstd = stat[c];
-  if (EVAL) { invstd = 1.0 / sqrt(invstd + params.eps); }
-  var scale = invstd;
-  if ((params.flags & 1u) != 0u) { scale *= weight[c]; }
-  var shift = 0.0;
-  if ((params.flags & 2u) != 0u) { shift = bias[c]; }
-  y[i] = (x[i] - mean[c]) * scale + shift;
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
+    let c = (i / params.spatial) % params.channels;
+    var invstd = stat[c];
+    if (EVAL) { invstd = 1.0 / sqrt(invstd + params.eps); }
+    var scale = invstd;
+    if ((params.flags & 1u) != 0u) { scale *= weight[c]; }
+    var shift = 0.0;
+    if ((params.flags & 2u) != 0u) { shift = bias[c]; }
+    y[i] = (x[i] - mean[c]) * scale + shift;
+  }
 }

@@ -16,8 +16,9 @@
 //                      (strided per-invocation sums, then a shared-memory tree) into partial[c, k].
 //   backward_finalize: one invocation per channel adds its chunks into sum_dy and sum_dy_xhat
 //                      (these are dbias and dweight).
-//   backward_input[_eval]: one invocation per element of dx, 256 per workgroup, grid folded to
-//                      2-D when large.
+//   backward_input[_eval]: element-wise over dx, 256 invocations per workgroup in a grid-stride
+//                      loop (lib/grid.wgsl: an invocation takes i, i + S, i + 2S, ... for S the
+//                      grid's invocations), the grid bounded by gridStride (src/engine/runtime.ts).
 // Limits: C and chunks <= 65535 (grid dimensions).
 
 struct Params {
@@ -97,20 +98,20 @@ fn backward_finalize(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
-  let c = (i / params.spatial) % params.channels;
-  let invstd = invstd_of(c);
-  let inv_n = 1.0 / f32(params.count);
-  let xhat = (x[i] - mean[c]) * invstd;
-  dx[i] = gamma_of(c) * invstd * (dy[i] - sum_dy[c] * inv_n - xhat * (sum_dy_xhat[c] * inv_n));
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
+    let c = (i / params.spatial) % params.channels;
+    let invstd = invstd_of(c);
+    let inv_n = 1.0 / f32(params.count);
+    let xhat = (x[i] - mean[c]) * invstd;
+    dx[i] = gamma_of(c) * invstd * (dy[i] - sum_dy[c] * inv_n - xhat * (sum_dy_xhat[c] * inv_n));
+  }
 }
 
 @compute @workgroup_size(256)
 fn backward_input_eval(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
-  let c = (i / params.spatial) % params.channels;
-  dx[i] = dy[i] * gamma_of(c) * invstd_of(c);
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
+    let c = (i / params.spatial) % params.channels;
+    dx[i] = dy[i] * gamma_of(c) * invstd_of(c);
+  }
 }

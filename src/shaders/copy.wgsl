@@ -6,8 +6,9 @@
 // idx_d(i) is the row-major multi-index of i in params.shape (rank <= 8). gather reads a strided
 // view (a permutation of axes, a slice, a broadcast with stride 0) into a contiguous tensor;
 // scatter writes a contiguous tensor into a strided region of a larger one (a slice's gradient, a
-// piece of a concatenation). One invocation per element of params.shape, 256 per workgroup, grid
-// folded to 2-D when large.
+// piece of a concatenation). Tiling: 256 invocations per workgroup in a grid-stride loop over the
+// elements of params.shape (lib/grid.wgsl: an invocation takes i, i + S, i + 2S, ... for S the
+// grid's invocations), so the host bounds the grid (gridStride, src/engine/runtime.ts).
 
 struct Params {
   n: u32,
@@ -37,15 +38,15 @@ fn strided_offset(i: u32) -> u32 {
 @compute @workgroup_size(256)
 fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
-  out[i] = src[strided_offset(i)];
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
+    out[i] = src[strided_offset(i)];
+  }
 }
 
 @compute @workgroup_size(256)
 fn scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
-  out[strided_offset(i)] = src[i];
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
+    out[strided_offset(i)] = src[i];
+  }
 }

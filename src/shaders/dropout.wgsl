@@ -5,8 +5,10 @@
 // this same kernel on the output gradient with the same seed and offset. Both this kernel and
 // random.wgsl take the hash from lib/counter_rng.wgsl (a test compares the mask with rand()).
 //
-// Layout: x and out contiguous arrays of params.n elements (any shape). One invocation per
-// element, 256 per workgroup, grid folded to 2-D when large.
+// Layout: x and out contiguous arrays of params.n elements (any shape). Tiling: 256 invocations
+// per workgroup in a grid-stride loop over the elements (lib/grid.wgsl: an invocation takes i,
+// i + S, i + 2S, ... for S the grid's invocations), so the host bounds the grid (gridStride,
+// src/engine/runtime.ts); the mask depends on i only, never on the grid.
 
 struct Params {
   n: u32,
@@ -23,8 +25,8 @@ struct Params {
 @compute @workgroup_size(256)
 fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
-  let keep = unit(counter_hash(params.seed, params.offset + i)) >= params.p;
-  out[i] = select(0.0, x[i] * params.scale, keep);
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
+    let keep = unit(counter_hash(params.seed, params.offset + i)) >= params.p;
+    out[i] = select(0.0, x[i] * params.scale, keep);
+  }
 }

@@ -4,9 +4,10 @@
 //
 // Layout: w0..w3 and out are contiguous arrays of params.n elements; terms k >= params.terms are
 // not read (their bindings may repeat w0). Tiling: 256 invocations per workgroup and a grid-stride
-// loop (each invocation handles elements i, i + S, i + 2S, ... for S the total invocation count),
-// so the grid stays at most MAX_GROUPS workgroups: on CPU adapters (llvmpipe) a workgroup has a
-// fixed start-up cost that a one-element-per-invocation grid pays n / 256 times.
+// loop (lib/grid.wgsl: each invocation handles elements i, i + S, i + 2S, ... for S the grid's
+// invocations), so the host bounds the grid (gridStride, src/engine/runtime.ts): on CPU adapters
+// (llvmpipe) a workgroup has a fixed start-up cost that a one-element-per-invocation grid pays
+// n / 256 times.
 
 struct Params {
   n: u32,
@@ -22,9 +23,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let stride = nwg.x * 256u;
-  for (var i = gid.x; i < params.n; i += stride) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
     var acc = params.c.x * w0[i];
     if (params.terms > 1u) { acc += params.c.y * w1[i]; }
     if (params.terms > 2u) { acc += params.c.z * w2[i]; }

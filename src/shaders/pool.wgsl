@@ -13,8 +13,10 @@
 // Backward passes gather rather than scatter (WGSL has no float atomics): the invocation for input
 // (y, x) visits the at most ceil(kh / sh) * ceil(kw / sw) outputs whose windows cover it and sums
 //   max: dy[o] where indices[o] == y * W + x;   avg: dy[o] / divisor(o).
-// One invocation per output (forward) or input (backward) element, 256 per workgroup, grid folded
-// to 2-D when large. Limits: indices are i32 within a plane (H * W < 2^31).
+// Each output (forward) or input (backward) element is computed on its own, in <entry>_at(i):
+// 256 invocations per workgroup in a grid-stride loop over the elements (lib/grid.wgsl: an
+// invocation takes i, i + S, i + 2S, ... for S the grid's invocations), so the host bounds the
+// grid (gridStride, src/engine/runtime.ts). Limits: indices are i32 within a plane (H * W < 2^31).
 
 struct Params {
   n: u32,       // invocations: planes * OH * OW (forward) or planes * H * W (backward)
@@ -64,81 +66,81 @@ fn divisor(oy: i32, ox: i32) -> f32 {
 @compute @workgroup_size(256)
 fn max_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
-  let o = unflatten(i, params.out_h, params.out_w);
-  let plane = u32(o.x) * u32(params.height * params.width);
-  let y0 = o.y * params.sh - params.ph;
-  let x0 = o.z * params.sw - params.pw;
-  var best = 0.0;
-  var arg = -1;
-  for (var y = max(y0, 0); y < min(y0 + params.kh, params.height); y++) {
-    for (var x = max(x0, 0); x < min(x0 + params.kw, params.width); x++) {
-      let at = y * params.width + x;
-      let v = src[plane + u32(at)];
-      // Strict > keeps the first maximum; a NaN takes over once and is then never beaten.
-      if (arg < 0 || v > best || (v != v && best == best)) {
-        best = v;
-        arg = at;
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
+    let o = unflatten(i, params.out_h, params.out_w);
+    let plane = u32(o.x) * u32(params.height * params.width);
+    let y0 = o.y * params.sh - params.ph;
+    let x0 = o.z * params.sw - params.pw;
+    var best = 0.0;
+    var arg = -1;
+    for (var y = max(y0, 0); y < min(y0 + params.kh, params.height); y++) {
+      for (var x = max(x0, 0); x < min(x0 + params.kw, params.width); x++) {
+        let at = y * params.width + x;
+        let v = src[plane + u32(at)];
+        // Strict > keeps the first maximum; a NaN takes over once and is then never beaten.
+        if (arg < 0 || v > best || (v != v && best == best)) {
+          best = v;
+          arg = at;
+        }
       }
     }
+    dst[i] = best;
+    indices[i] = arg;
   }
-  dst[i] = best;
-  indices[i] = arg;
 }
 
 @compute @workgroup_size(256)
 fn max_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
-  let p = unflatten(i, params.height, params.width);
-  let me = p.y * params.width + p.z;
-  let rows = covering(p.y, params.kh, params.sh, params.ph, params.out_h);
-  let cols = covering(p.z, params.kw, params.sw, params.pw, params.out_w);
-  let plane = u32(p.x) * u32(params.out_h * params.out_w);
-  var acc = 0.0;
-  for (var oy = rows.x; oy <= rows.y; oy++) {
-    for (var ox = cols.x; ox <= cols.y; ox++) {
-      let o = plane + u32(oy * params.out_w + ox);
-      if (indices[o] == me) { acc += src[o]; }
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
+    let p = unflatten(i, params.height, params.width);
+    let me = p.y * params.width + p.z;
+    let rows = covering(p.y, params.kh, params.sh, params.ph, params.out_h);
+    let cols = covering(p.z, params.kw, params.sw, params.pw, params.out_w);
+    let plane = u32(p.x) * u32(params.out_h * params.out_w);
+    var acc = 0.0;
+    for (var oy = rows.x; oy <= rows.y; oy++) {
+      for (var ox = cols.x; ox <= cols.y; ox++) {
+        let o = plane + u32(oy * params.out_w + ox);
+        if (indices[o] == me) { acc += src[o]; }
+      }
     }
+    dst[i] = acc;
   }
-  dst[i] = acc;
 }
 
 @compute @workgroup_size(256)
 fn avg_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
-  let o = unflatten(i, params.out_h, params.out_w);
-  let plane = u32(o.x) * u32(params.height * params.width);
-  let y0 = o.y * params.sh - params.ph;
-  let x0 = o.z * params.sw - params.pw;
-  var acc = 0.0;
-  for (var y = max(y0, 0); y < min(y0 + params.kh, params.height); y++) {
-    for (var x = max(x0, 0); x < min(x0 + params.kw, params.width); x++) {
-      acc += src[plane + u32(y * params.width + x)];
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
+    let o = unflatten(i, params.out_h, params.out_w);
+    let plane = u32(o.x) * u32(params.height * params.width);
+    let y0 = o.y * params.sh - params.ph;
+    let x0 = o.z * params.sw - params.pw;
+    var acc = 0.0;
+    for (var y = max(y0, 0); y < min(y0 + params.kh, params.height); y++) {
+      for (var x = max(x0, 0); x < min(x0 + params.kw, params.width); x++) {
+        acc += src[plane + u32(y * params.width + x)];
+      }
     }
+    dst[i] = acc / divisor(o.y, o.z);
   }
-  dst[i] = acc / divisor(o.y, o.z);
 }
 
 @compute @workgroup_size(256)
 fn avg_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
-  let p = unflatten(i, params.height, params.width);
-  let rows = covering(p.y, params.kh, params.sh, params.ph, params.out_h);
-  let cols = covering(p.z, params.kw, params.sw, params.pw, params.out_w);
-  let plane = u32(p.x) * u32(params.out_h * params.out_w);
-  var acc = 0.0;
-  for (var oy = rows.x; oy <= rows.y; oy++) {
-    for (var ox = cols.x; ox <= cols.y; ox++) {
-      acc += src[plane + u32(oy * params.out_w + ox)] / divisor(oy, ox);
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
+    let p = unflatten(i, params.height, params.width);
+    let rows = covering(p.y, params.kh, params.sh, params.ph, params.out_h);
+    let cols = covering(p.z, params.kw, params.sw, params.pw, params.out_w);
+    let plane = u32(p.x) * u32(params.out_h * params.out_w);
+    var acc = 0.0;
+    for (var oy = rows.x; oy <= rows.y; oy++) {
+      for (var ox = cols.x; ox <= cols.y; ox++) {
+        acc += src[plane + u32(oy * params.out_w + ox)] / divisor(oy, ox);
+      }
     }
+    dst[i] = acc;
   }
-  dst[i] = acc;
 }

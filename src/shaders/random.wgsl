@@ -10,8 +10,10 @@
 // Each draw takes params.n counters and the caller advances its offset past them, so no two draws
 // of one generator share a counter.
 //
-// out is a contiguous f32 array of params.n elements; one invocation per element, 256 per
-// workgroup, grid folded to 2-D when large.
+// out is a contiguous f32 array of params.n elements. Tiling: 256 invocations per workgroup in a
+// grid-stride loop over the elements (lib/grid.wgsl: an invocation takes i, i + S, i + 2S, ...
+// for S the grid's invocations), so the host bounds the grid (gridStride, src/engine/runtime.ts);
+// element i depends on (seed, offset + i) only, never on the grid.
 
 struct Params {
   n: u32,
@@ -27,22 +29,22 @@ struct Params {
 @compute @workgroup_size(256)
 fn rand_uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
-  // u < 1, but float32 rounding of low + (high - low) u can still reach high (e.g. low = 1e6,
-  // high = 1e6 + 1); such a value becomes low, as torch's uniform_ does, so out is in [low, high).
-  let v = params.a + (params.b - params.a) * unit(counter_hash(params.seed, params.offset + i));
-  out[i] = select(v, params.a, v >= params.b && params.b > params.a);
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
+    // u < 1, but float32 rounding of low + (high - low) u can still reach high (e.g. low = 1e6,
+    // high = 1e6 + 1); such a value becomes low, as torch's uniform_ does, so out is in [low, high).
+    let v = params.a + (params.b - params.a) * unit(counter_hash(params.seed, params.offset + i));
+    out[i] = select(v, params.a, v >= params.b && params.b > params.a);
+  }
 }
 
 @compute @workgroup_size(256)
 fn rand_normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid, 256u);
-  if (i >= params.n) { return; }
-  let h = counter_hash(params.seed, params.offset + i);
-  let u1 = 1.0 - unit(h);              // (0, 1]: log(u1) is finite
-  let u2 = unit(pcg(h ^ 0x85ebca6bu));
-  let z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-  out[i] = params.a + params.b * z;
+  for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
+    let h = counter_hash(params.seed, params.offset + i);
+    let u1 = 1.0 - unit(h);              // (0, 1]: log(u1) is finite
+    let u2 = unit(pcg(h ^ 0x85ebca6bu));
+    let z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+    out[i] = params.a + params.b * z;
+  }
 }

@@ -5,6 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
 import { TEST_SEED, assertClose, gradCheck, randomArray, rng, setupEngine, sizeOf, toTensor, weightsFor } from '../helpers.js';
+import { gradientOf, gridStrideSizes, sameUnderEveryGrid } from '../helpers.js';
 
 const test = suite('batchnorm');
 const rand = rng(TEST_SEED);
@@ -201,6 +202,49 @@ test('evaluation-mode gradient w.r.t. x, weight and bias (finite differences)', 
     ],
     { what: 'batchNorm eval', rtol: 2e-3, atol: 2e-4 },
   );
+});
+
+/** dx of sum(y * dy) for training-mode batch norm with weight w, in float64 (the batch statistics depend on x). */
+function trainInputGradRef(x: ArrayLike<number>, shape: number[], w: ArrayLike<number>, dy: ArrayLike<number>, eps = 1e-5): Float64Array {
+  const c = shape[1]!;
+  const s = sizeOf(shape.slice(2));
+  const count = x.length / c;
+  const st = statsRef(x, shape);
+  const ch = (i: number) => Math.floor(i / s) % c;
+  const invstd = Float64Array.from(st.variance, (v) => 1 / Math.sqrt(v + eps));
+  const sumDy = new Float64Array(c), sumDyXhat = new Float64Array(c);
+  for (let i = 0; i < x.length; i++) {
+    const k = ch(i);
+    sumDy[k] += dy[i]!;
+    sumDyXhat[k] += dy[i]! * (x[i]! - st.mean[k]!) * invstd[k]!;
+  }
+  return Float64Array.from(x, (v, i) => {
+    const k = ch(i);
+    const xhat = (v - st.mean[k]!) * invstd[k]!;
+    return w[k]! * invstd[k]! * (dy[i]! - sumDy[k]! / count - xhat * sumDyXhat[k]! / count);
+  });
+}
+
+test('grid-stride sizes (1, odd, beyond the policy): forward and input gradient in both modes, bit-identical under every grid', async () => {
+  for (const n of gridStrideSizes()) {
+    for (const shape of [[n + 1, 3], [2, 5, n]]) {
+      const c = shape[1]!;
+      const xv = randomArray(sizeOf(shape), rand, -2, 2), wv = randomArray(c, rand, 0.5, 1.5), bv = randomArray(c, rand);
+      const mv = randomArray(c, rand), vv = randomArray(c, rand, 0.5, 2), dyv = randomArray(xv.length, rand);
+      const [x, w, b, rm, rv, dy] = [toTensor(xv, shape), toTensor(wv, [c]), toTensor(bv, [c]), toTensor(mv, [c]), toTensor(vv, [c]), toTensor(dyv, shape)];
+      const what = `[${shape}]`;
+      const train = await sameUnderEveryGrid(`train ${what}`, () => E.batchNorm(x, null, null, w, b, { training: true }));
+      assertClose(train, trainRef(xv, shape, wv, bv), 1e-5, 1e-5, `training forward ${what}`);
+      const evalOut = await sameUnderEveryGrid(`eval ${what}`, () => E.batchNorm(x, rm, rv, w, b, { training: false }));
+      assertClose(evalOut, normalizeRef(xv, shape, mv, vv, wv, bv, 1e-5), 1e-5, 1e-5, `eval forward ${what}`);
+      const gTrain = await sameUnderEveryGrid(`train dx ${what}`, () => gradientOf(x, dy, (t) => E.batchNorm(t, null, null, w, b, { training: true })));
+      assertClose(gTrain, trainInputGradRef(xv, shape, wv, dyv), 1e-4, 1e-5, `training dx ${what}`);
+      const s = sizeOf(shape.slice(2));
+      const gEval = await sameUnderEveryGrid(`eval dx ${what}`, () => gradientOf(x, dy, (t) => E.batchNorm(t, rm, rv, w, b, { training: false })));
+      assertClose(gEval, Float64Array.from(dyv, (g, i) => { const k = Math.floor(i / s) % c; return (g * wv[k]!) / Math.sqrt(vv[k]! + 1e-5); }), 1e-5, 0, `eval dx ${what}`);
+      for (const t of [x, w, b, rm, rv, dy]) t.dispose();
+    }
+  }
 });
 
 test.run();

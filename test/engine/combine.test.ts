@@ -7,6 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
 import { TEST_SEED, assertClose, dotRef, gradCheck, randomArray, rng, setupEngine, toTensor } from '../helpers.js';
+import { gridStrideSizes, sameUnderEveryGrid } from '../helpers.js';
 
 const test = suite('combine');
 test.before(setupEngine);
@@ -56,6 +57,17 @@ test('withL2Gradient: the value unchanged, the gradient of 1/2 wd ||w||^2 added 
     [{ data, shape }],
     { what: 'withL2Gradient' },
   );
+});
+
+test('grid-stride sizes (1, odd, beyond the policy): linearCombination bit-identical under every grid', async () => {
+  for (const n of gridStrideSizes()) {
+    const data = [0, 1, 2, 3, 4].map(() => randomArray(n, rand, -3, 3));
+    const c = [0.5, -1.25, 2, 0.75, -0.5];
+    const ts = data.map((d) => toTensor(d, [n]));
+    const out = await sameUnderEveryGrid(`linearCombination n=${n}`, () => E.linearCombination(ts, c));
+    assertClose(out, Float64Array.from({ length: n }, (_, i) => data.reduce((acc, d, k) => acc + c[k]! * d[i]!, 0)), 1e-5, 1e-5, `linearCombination n=${n}`);
+    for (const t of ts) t.dispose();
+  }
 });
 
 test.run();

@@ -4,6 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
 import { assertClose, assertShape, setupEngine } from '../helpers.js';
+import { gridStrideSizes, sameUnderEveryGrid } from '../helpers.js';
 
 const test = suite('creation');
 test.before(setupEngine);
@@ -194,6 +195,24 @@ test('randn: 100k samples with mean 0 and std 1; mean and std arguments', async 
   for (let i = 1; i < m.values.length; i++) c += (m.values[i]! - m.mean) * (m.values[i - 1]! - m.mean);
   const corr = c / (m.values.length - 1) / m.variance;
   assert.ok(Math.abs(corr) < 0.02, `lag-1 correlation ${corr}`);
+});
+
+test('grid-stride sizes (1, odd, beyond the policy): fill, arange, add_i32, rand, randn written in full, bit-identical under every grid', async () => {
+  for (const n of gridStrideSizes()) {
+    assertClose(await sameUnderEveryGrid(`full n=${n}`, () => E.full([n], -2.5)), new Float64Array(n).fill(-2.5), 0, 0, `full n=${n}`);
+    assertClose(await sameUnderEveryGrid(`arange f32 n=${n}`, () => E.arange(3, 3 + 0.5 * n, 0.5)), Float64Array.from({ length: n }, (_, i) => Math.fround(3 + i * 0.5)), 0, 0, `arange f32 n=${n}`);
+    assertClose(await sameUnderEveryGrid(`arange i32 n=${n}`, () => E.arange(-7, n - 7, 1, 'i32')), Float64Array.from({ length: n }, (_, i) => i - 7), 0, 0, `arange i32 n=${n}`);
+    const counted = await sameUnderEveryGrid(`addInPlaceInt n=${n}`, () => {
+      const t = E.full([n], 40, 'i32');
+      E.addInPlaceInt(t, -3);
+      return t;
+    });
+    assertClose(counted, new Float64Array(n).fill(37), 0, 0, `addInPlaceInt n=${n}`);
+    const u = await sameUnderEveryGrid(`rand n=${n}`, () => E.rand([n], -1, 3, { generator: new E.Generator(11, 5) }));
+    assert.ok(u.every((v) => v >= -1 && v < 3), `rand n=${n} in [-1, 3)`);
+    const z = await sameUnderEveryGrid(`randn n=${n}`, () => E.randn([n], 1, 2, { generator: new E.Generator(12, 9) }));
+    assert.ok(z.every(Number.isFinite), `randn n=${n} finite`);
+  }
 });
 
 test.run();

@@ -5,6 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
 import { TEST_SEED, assertClose, gradCheck, randomArray, rng, setupEngine, sizeOf, toTensor, weightsFor } from '../helpers.js';
+import { gridStrideSizes, sameUnderEveryGrid } from '../helpers.js';
 
 const test = suite('dropout');
 const rand = rng(TEST_SEED);
@@ -94,6 +95,17 @@ test('the gradient uses the forward mask (finite differences with the same seed)
   const grad = await xt.grad!.toArray();
   assertClose(grad, mask, 1e-6, 0, 'gradient of sum');
   xt.grad!.dispose();
+});
+
+test('grid-stride sizes (1, odd, beyond the policy): the mask is rand() >= p and bit-identical under every grid', async () => {
+  for (const n of gridStrideSizes()) {
+    const xv = nonZeroInput(n);
+    const x = toTensor(xv, [n]);
+    const y = await sameUnderEveryGrid(`dropout n=${n}`, () => E.dropout(x, 0.3, { generator: new E.Generator(21, 4) }));
+    const u = await E.rand([n], 0, 1, { generator: new E.Generator(21, 4) }).toArray();
+    assertClose(y, Float64Array.from(xv, (v, i) => (u[i]! >= 0.3 ? Math.fround(v * Math.fround(1 / 0.7)) : 0)), 0, 0, `dropout n=${n}`);
+    x.dispose();
+  }
 });
 
 test.run();

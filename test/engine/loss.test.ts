@@ -7,6 +7,7 @@ import * as E from '../../src/engine/index.js';
 import {
   TEST_SEED, assertClose, assertShape, dotRef, gradCheck, logSoftmaxRef, randomArray, rng, setupEngine, toTensor, weightsFor,
 } from '../helpers.js';
+import { gridStrideSizes, sameUnderEveryGrid } from '../helpers.js';
 
 const test = suite('loss');
 const rand = rng(TEST_SEED);
@@ -114,6 +115,20 @@ test('crossEntropy gradient, alone and scaled inside a larger graph', async () =
     ],
     { what: 'crossEntropy in a graph' },
   );
+});
+
+test('grid-stride sizes (1, odd, beyond the policy): pick and oneHot bit-identical under every grid', async () => {
+  for (const rows of gridStrideSizes()) {
+    const classes = 3;
+    const x = randomArray(rows * classes, rand);
+    const labels = labelsFor(rows, classes);
+    const [tx, tl] = [toTensor(x, [rows, classes]), E.tensor(Int32Array.from(labels))];
+    assertClose(await sameUnderEveryGrid(`pick rows=${rows}`, () => E.pick(tx, tl)), labels.map((c, r) => x[r * classes + c]!), 0, 0, `pick rows=${rows}`);
+    const oh = await sameUnderEveryGrid(`oneHot rows=${rows}`, () => E.oneHot(tl, classes));
+    assertClose(oh, Array.from({ length: rows * classes }, (_, i) => (labels[Math.floor(i / classes)] === i % classes ? 1 : 0)), 0, 0, `oneHot rows=${rows}`);
+    tx.dispose();
+    tl.dispose();
+  }
 });
 
 test.run();

@@ -5,6 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
 import { TEST_SEED, assertClose, gradCheck, randomArray, rng, setupEngine, sizeOf, toTensor, weightsFor } from '../helpers.js';
+import { gradientOf, gridStrideSizes, sameUnderEveryGrid } from '../helpers.js';
 
 const test = suite('pool');
 const rand = rng(TEST_SEED);
@@ -168,6 +169,38 @@ test('globalAvgPool2d matches float64 and its gradient finite differences', asyn
     [{ data: randomArray(sizeOf(SHAPE), rand, -3, 3), shape: SHAPE }],
     { what: 'globalAvgPool2d' },
   );
+});
+
+test('grid-stride sizes (1, odd, beyond the policy): max and average pooling forward and backward, bit-identical under every grid', async () => {
+  const cfg: Config = { k: sq(2), s: sq(2), p: sq(1) };
+  for (const n of gridStrideSizes()) {
+    const shape = [1, n, 2, 3]; // outputs [1, n, 2, 2]
+    const xv = randomArray(sizeOf(shape), rand);
+    const x = toTensor(xv, shape);
+    for (const mode of ['max', 'avg'] as const) {
+      const pool = (t: E.Tensor) => (mode === 'max' ? E.maxPool2d(t, cfg.k, opts(cfg)) : E.avgPool2d(t, cfg.k, opts(cfg)));
+      const ref = poolRef(xv, shape, cfg, mode);
+      assertClose(await sameUnderEveryGrid(`${mode} n=${n}`, () => pool(x)), ref.y, 1e-6, 0, `${mode} pool n=${n}`);
+      const wv = randomArray(ref.y.length, rand);
+      const w = toTensor(wv, ref.outShape);
+      const g = await sameUnderEveryGrid(`${mode} backward n=${n}`, () => gradientOf(x, w, pool));
+      const gRef = new Float64Array(xv.length);
+      const [oh, ow] = [ref.outShape[2]!, ref.outShape[3]!];
+      for (let o = 0; o < ref.y.length; o++) {
+        if (mode === 'max') gRef[ref.argmax[o]!] += wv[o]!;
+        else {
+          // avg: every real position of the window gets w / 4 (padding counted: the window is 2 x 2).
+          const plane = Math.floor(o / (oh * ow)), oy = Math.floor(o / ow) % oh, ox = o % ow;
+          for (let yy = 2 * oy - 1; yy < 2 * oy + 1; yy++) for (let xx = 2 * ox - 1; xx < 2 * ox + 1; xx++) {
+            if (yy >= 0 && yy < 2 && xx >= 0 && xx < 3) gRef[(plane * 2 + yy) * 3 + xx] += wv[o]! / 4;
+          }
+        }
+      }
+      assertClose(g, gRef, 1e-6, 1e-7, `${mode} pool backward n=${n}`);
+      w.dispose();
+    }
+    x.dispose();
+  }
 });
 
 test.run();

@@ -8,6 +8,7 @@ import {
   TEST_SEED, assertClose, assertShape, dotRef, gradCheck, randomArray, readAt, rng, setupEngine, sizeOf, tabulate, toTensor,
   weightsFor,
 } from '../helpers.js';
+import { gradientOf, gridStrideSizes, sameUnderEveryGrid } from '../helpers.js';
 
 const test = suite('shape');
 const rand = rng(TEST_SEED);
@@ -237,6 +238,31 @@ test('expand, clone, reshape and flatten gradients', async () => {
     [{ data: randomArray(24, rand), shape: [2, 3, 4] }],
     { what: 'clone, reshape, flatten' },
   );
+});
+
+test('grid-stride sizes (1, odd, beyond the policy): gather (clone, transpose, slice), scatter (concat), indexSelect and its backward, bit-identical under every grid', async () => {
+  for (const n of gridStrideSizes()) {
+    const a = randomArray(3 * n, rand);
+    const x = toTensor(a, [n, 3]);
+    assertClose(await sameUnderEveryGrid(`clone n=${n}`, () => E.clone(x)), a, 0, 0, `clone n=${n}`);
+    const tr = await sameUnderEveryGrid(`transpose n=${n}`, () => E.transpose(x));
+    assertClose(tr, Float64Array.from({ length: 3 * n }, (_, i) => a[(i % n) * 3 + Math.floor(i / n)]!), 0, 0, `transpose [${n}, 3]`);
+    const sl = await sameUnderEveryGrid(`slice n=${n}`, () => E.slice(x, [0, 1], [n, 3]));
+    assertClose(sl, Float64Array.from({ length: 2 * n }, (_, i) => a[Math.floor(i / 2) * 3 + 1 + (i % 2)]!), 0, 0, `slice [${n}, 1:3]`);
+    const cat = await sameUnderEveryGrid(`concat n=${n}`, () => E.concat([x, x], 1));
+    assertClose(cat, Float64Array.from({ length: 6 * n }, (_, i) => a[Math.floor(i / 6) * 3 + ((i % 6) % 3)]!), 0, 0, `concat [${n}, 6]`);
+    const order = [2, 0, 2, 1];
+    const idx = E.tensor(Int32Array.from(order), [4], 'i32');
+    const sel = await sameUnderEveryGrid(`indexSelect n=${n}`, () => E.indexSelect(x, 1, idx));
+    assertClose(sel, Float64Array.from({ length: 4 * n }, (_, i) => a[Math.floor(i / 4) * 3 + order[i % 4]!]!), 0, 0, `indexSelect [${n}, 3] -> [${n}, 4]`);
+    const wv = randomArray(4 * n, rand);
+    const w = toTensor(wv, [n, 4]);
+    const g = await sameUnderEveryGrid(`indexSelect backward n=${n}`, () => gradientOf(x, w, (t) => E.indexSelect(t, 1, idx)));
+    const ref = new Float64Array(3 * n);
+    for (let i = 0; i < 4 * n; i++) ref[Math.floor(i / 4) * 3 + order[i % 4]!] += wv[i]!;
+    assertClose(g, ref, 1e-6, 0, `indexSelect backward n=${n}`);
+    for (const t of [x, idx, w]) t.dispose();
+  }
 });
 
 test.run();

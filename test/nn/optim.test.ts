@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
 import { SGD, cosineSchedule, garipovSchedule, stepSchedule, tatroSchedule, type SGDOptions } from '../../src/nn/optim.js';
 import { TEST_SEED, assertClose, randomArray, rng, setupEngine, sizeOf, toTensor } from '../helpers.js';
+import { gridStrideSizes, sameUnderEveryGrid } from '../helpers.js';
 
 const test = suite('optim');
 const rand = rng(TEST_SEED);
@@ -157,6 +158,40 @@ test('schedules at hand-computed epochs', () => {
   const cosine = cosineSchedule(0.1, 100);
   for (const [e, lr] of [[0, 0.1], [25, 0.08535533905932737], [50, 0.05], [100, 0]] as const) close(cosine(e), lr, `cosine epoch ${e}`);
   close(cosineSchedule(0.1, 100, 0.001)(50), 0.0505, 'cosine with a floor');
+});
+
+test('grid-stride sizes (1, odd, beyond the policy): the fused SGD step (plain and Nesterov) bit-identical under every grid', async () => {
+  for (const n of gridStrideSizes()) {
+    const p0 = randomArray(n, rand), g0 = randomArray(n, rand), g1 = randomArray(n, rand);
+    for (const opts of [{ lr: 0.1, weightDecay: 0.01 }, { lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 5e-4 }] as SGDOptions[]) {
+      // Two steps, so the momentum path runs with and without its first-step branch.
+      const stepped = await sameUnderEveryGrid(`sgd ${JSON.stringify(opts)} n=${n}`, () => {
+        const p = E.keep(toTensor(p0, [n]));
+        const sgd = new SGD([p], opts);
+        for (const g of [g0, g1]) {
+          p.grad = E.keep(toTensor(g, [n]));
+          sgd.step();
+          sgd.zeroGrad();
+        }
+        sgd.dispose();
+        return p;
+      });
+      const { lr, momentum = 0, weightDecay = 0, nesterov = false } = opts;
+      const ref = Float64Array.from(p0, (v, i) => {
+        let pv = v, buf = 0;
+        [g0[i]!, g1[i]!].forEach((gv, step) => {
+          let d = gv + weightDecay * pv;
+          if (momentum) {
+            buf = step === 0 ? d : momentum * buf + d;
+            d = nesterov ? d + momentum * buf : buf;
+          }
+          pv -= lr * d;
+        });
+        return pv;
+      });
+      assertClose(stepped, ref, 1e-5, 1e-6, `sgd ${JSON.stringify(opts)} n=${n}`);
+    }
+  }
 });
 
 test.run();

@@ -13,7 +13,7 @@ import statsWgsl from '../../shaders/batchnorm_stats.wgsl';
 import forwardWgsl from '../../shaders/batchnorm.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { needsGrad, record } from '../autograd.js';
-import { Kernel, grid1d, launch, runtime, type ParamWriter } from '../runtime.js';
+import { Kernel, gridStride, launch, runtime, type ParamWriter } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import { shapeString } from './util.js';
 
@@ -112,7 +112,7 @@ export function batchNorm(
     params: (w) => w.u32(x.size, channels, spatial, flags).f32(eps),
     // An absent weight or bias is never read (flags), but WebGPU binds every declared buffer.
     buffers: [x.buffer, mean.buffer, stat.buffer, (weight ?? x).buffer, (bias ?? x).buffer, y.buffer],
-    workgroups: grid1d(x.size, 256),
+    workgroups: gridStride(x.size, 256),
   });
 
   const inputs = [x, weight, bias].filter((t): t is Tensor => t !== null);
@@ -162,7 +162,7 @@ export function batchNorm(
         buffers: training
           ? [x.buffer, mean.buffer, stat.buffer, w, dy.buffer, null, sumDy!.buffer, sumDyXhat!.buffer, dx.buffer]
           : [null, null, stat.buffer, w, dy.buffer, null, null, null, dx.buffer],
-        workgroups: grid1d(x.size, 256),
+        workgroups: gridStride(x.size, 256),
       });
     }
     // Hand each sum to its parameter, or free it when that parameter is absent.

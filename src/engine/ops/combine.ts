@@ -2,19 +2,16 @@
 // (lincomb.wgsl): the point of a curve, w(t) = sum_k c_k(t) w_k (src/align/curve.ts). As a chain
 // of scale-and-add ops it would cost 2n - 1 launches and n - 1 intermediate tensors per
 // parameter and step. The gradient of each input is c_k g, the same kernel with one term.
+import gridWgsl from '../../shaders/lib/grid.wgsl';
 import lincombWgsl from '../../shaders/lincomb.wgsl';
 import { record } from '../autograd.js';
-import { Kernel, launch } from '../runtime.js';
+import { Kernel, gridStride, launch } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 
-const lincombKernel = new Kernel('lincomb', lincombWgsl);
-
-/**
- * Workgroups of a launch: the kernel loops over the elements (grid stride), so a bounded grid
- * covers any size. 512 was the fastest count for 2M elements on llvmpipe (2 cores; 8192, one per
- * 256 elements, took 4x as long: each workgroup has a start-up cost there), and keeps a GPU busy.
- */
-const MAX_GROUPS = 512;
+// The kernel loops over the elements (grid stride), so gridStride bounds its grid: 512 workgroups
+// (16 elements per invocation, the CPU policy's) were the fastest count for 2M elements on
+// llvmpipe (2 cores; 8192, one per 256 elements, took 4x as long).
+const lincombKernel = new Kernel('lincomb', [gridWgsl, lincombWgsl]);
 
 function lincombRaw(ws: readonly Tensor[], c: readonly number[], out: Tensor): void {
   if (ws.length === 0 || ws.length > 4) throw new Error(`lincomb: 1 to 4 terms per launch, got ${ws.length}`);
@@ -23,7 +20,7 @@ function lincombRaw(ws: readonly Tensor[], c: readonly number[], out: Tensor): v
     op: 'linearCombination',
     params: (w) => w.u32(out.size, ws.length, 0, 0).f32(...coefficients),
     buffers: [0, 1, 2, 3].map((k) => (ws[k] ?? ws[0]!).buffer).concat(out.buffer),
-    workgroups: [Math.min(MAX_GROUPS, Math.max(1, Math.ceil(out.size / 256))), 1, 1],
+    workgroups: gridStride(out.size, 256),
   });
 }
 

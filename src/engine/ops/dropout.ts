@@ -10,7 +10,7 @@ import dropoutWgsl from '../../shaders/dropout.wgsl';
 import counterRngWgsl from '../../shaders/lib/counter_rng.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { record } from '../autograd.js';
-import { Kernel, grid1d, launch } from '../runtime.js';
+import { Kernel, gridStride, launch } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import { Generator } from './creation.js';
 import { shapeString } from './util.js';
@@ -36,7 +36,7 @@ function applyMask(src: Tensor, p: number, seed: number, offset: number): Tensor
     op: 'dropout',
     params: (w) => w.u32(src.size, seed, offset).f32(p, p === 1 ? 0 : 1 / (1 - p)),
     buffers: [src.buffer, out.buffer],
-    workgroups: grid1d(src.size, 256),
+    workgroups: gridStride(src.size, 256),
   });
   return out;
 }

@@ -7,7 +7,7 @@
 import indexWgsl from '../../shaders/index.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { noGrad, record } from '../autograd.js';
-import { Kernel, grid1d, launch } from '../runtime.js';
+import { Kernel, gridStride, launch } from '../runtime.js';
 import { Tensor, tidy } from '../tensor.js';
 import { exp, log, mul, mulScalar, sub } from './elementwise.js';
 import { max, mean, sum } from './reduce.js';
@@ -42,7 +42,7 @@ export function pick(x: Tensor, index: Tensor): Tensor {
       op: 'pick',
       params: (w) => w.u32(rows, classes, rows, 1),
       buffers: [x.buffer, index.buffer, out.buffer],
-      workgroups: grid1d(rows, 256),
+      workgroups: gridStride(rows, 256),
     });
   }
   return out;
@@ -57,7 +57,7 @@ export function oneHot(labels: Tensor, classes: number): Tensor {
       op: 'oneHot',
       params: (w) => w.u32(out.size, classes, labels.size, 1),
       buffers: [null, labels.buffer, out.buffer],
-      workgroups: grid1d(out.size, 256),
+      workgroups: gridStride(out.size, 256),
     });
   }
   return out;

@@ -5,7 +5,7 @@
 import poolWgsl from '../../shaders/pool.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { needsGrad, record } from '../autograd.js';
-import { Kernel, grid1d, launch, type ParamWriter } from '../runtime.js';
+import { Kernel, gridStride, launch, type ParamWriter } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import type { Pair } from './conv.js';
 import { mean } from './reduce.js';
@@ -93,7 +93,7 @@ export function maxPool2d(x: Tensor, kernelSize: Pair, opts: Pool2dOptions = {})
     op: 'maxPool2d',
     params: writeParams(g, y.size),
     buffers: [x.buffer, indices.buffer, y.buffer],
-    workgroups: grid1d(y.size, 256),
+    workgroups: gridStride(y.size, 256),
   });
   if (!needsGrad(x)) {
     indices.dispose();
@@ -105,7 +105,7 @@ export function maxPool2d(x: Tensor, kernelSize: Pair, opts: Pool2dOptions = {})
       op: 'maxPool2d backward',
       params: writeParams(g, x.size),
       buffers: [dy.buffer, indices.buffer, dx.buffer],
-      workgroups: grid1d(x.size, 256),
+      workgroups: gridStride(x.size, 256),
     });
     return [dx];
   });
@@ -120,7 +120,7 @@ export function avgPool2d(x: Tensor, kernelSize: Pair, opts: AvgPool2dOptions = 
     op: 'avgPool2d',
     params: writeParams(g, y.size, includePad),
     buffers: [x.buffer, null, y.buffer],
-    workgroups: grid1d(y.size, 256),
+    workgroups: gridStride(y.size, 256),
   });
   return record(y, 'avgPool2d', [x], (dy) => {
     const dx = new Tensor(x.shape, 'f32');
@@ -128,7 +128,7 @@ export function avgPool2d(x: Tensor, kernelSize: Pair, opts: AvgPool2dOptions = 
       op: 'avgPool2d backward',
       params: writeParams(g, x.size, includePad),
       buffers: [dy.buffer, null, dx.buffer],
-      workgroups: grid1d(x.size, 256),
+      workgroups: gridStride(x.size, 256),
     });
     return [dx];
   });

@@ -5,7 +5,7 @@ import copyWgsl from '../../shaders/copy.wgsl';
 import indexWgsl from '../../shaders/index.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { record } from '../autograd.js';
-import { Kernel, grid1d, launch } from '../runtime.js';
+import { Kernel, gridStride, launch } from '../runtime.js';
 import { Tensor, type Shape } from '../tensor.js';
 import { zeros } from './creation.js';
 import { sumTo } from './reduce.js';
@@ -25,7 +25,7 @@ function stridedGather(src: Tensor, shape: Shape, strides: readonly number[], of
     op,
     params: (w) => w.u32(out.size, shape.length, offset).u32x4(shape, MAX_RANK / 4).u32x4(strides, MAX_RANK / 4),
     buffers: [src.buffer, out.buffer],
-    workgroups: grid1d(out.size, 256),
+    workgroups: gridStride(out.size, 256),
   });
   return out;
 }
@@ -38,7 +38,7 @@ function stridedScatter(src: Tensor, dst: Tensor, strides: readonly number[], of
     op,
     params: (w) => w.u32(src.size, src.rank, offset).u32x4(src.shape, MAX_RANK / 4).u32x4(strides, MAX_RANK / 4),
     buffers: [src.buffer, dst.buffer],
-    workgroups: grid1d(src.size, 256),
+    workgroups: gridStride(src.size, 256),
   });
 }
 
@@ -164,7 +164,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
       op: 'indexSelect',
       params: (w) => w.u32(out.size, dim, m, inner),
       buffers: [x.buffer, index.buffer, out.buffer],
-      workgroups: grid1d(out.size, 256),
+      workgroups: gridStride(out.size, 256),
     });
   }
   return record(out, 'indexSelect', [x], (g) => {
@@ -174,7 +174,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
         op: 'indexSelect backward',
         params: (w) => w.u32(gx.size, dim, m, inner),
         buffers: [g.buffer, index.buffer, gx.buffer],
-        workgroups: grid1d(gx.size, 256),
+        workgroups: gridStride(gx.size, 256),
       });
     }
     return [gx];

@@ -5,7 +5,7 @@
 import augmentWgsl from '../../shaders/augment.wgsl';
 import counterRngWgsl from '../../shaders/lib/counter_rng.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
-import { Kernel, Tensor, grid1d, launch, runtime } from '../../engine/index.js';
+import { Kernel, Tensor, gridStride, launch, runtime } from '../../engine/index.js';
 import { DataError } from './errors.js';
 
 const augmentKernel = new Kernel('augment', [gridWgsl, counterRngWgsl, augmentWgsl]);
@@ -80,7 +80,7 @@ export function transformImages(pixels: Uint8Array, shape: readonly [number, num
         .f32(...vec4(opts.mean, 0))
         .f32(...vec4(opts.std, 1)),
     buffers: [packed.buffer, x.buffer],
-    workgroups: grid1d(x.size, 256),
+    workgroups: gridStride(x.size, 256),
   });
   packed.dispose(); // reusable only after the submit that reads it (engine/buffer-pool.ts)
   return x;
