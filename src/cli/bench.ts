@@ -2,6 +2,7 @@
 // The suites live in bench/ (not here) so they can be read and changed beside their READMEs.
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { benchAll } from '../../bench/all.js';
 import { benchAssignment } from '../../bench/assignment.js';
 import { benchConv } from '../../bench/conv.js';
 import { CASES as ELEMENTWISE_CASES, benchElementwise } from '../../bench/elementwise.js';
@@ -18,6 +19,7 @@ const spec = {
   reps: { type: 'number', help: 'timed runs per measurement (median reported)' },
   sizes: { type: 'string', help: 'sizes, comma-separated (matmul: square sizes only, no model shapes; assignment: n; elementwise: elements, multiples of 2048)' },
   grids: { type: 'string', help: 'elementwise: grid policies to compare side by side, comma-separated G:K (at most G workgroups, 0 = no cap; at least K elements per invocation; 0:1 = one element per invocation)' },
+  dir: { type: 'string', help: 'bench all: the folder for every suite\'s JSON, all.json and all.md (default bench/results/all-<backend>-<time>/)' },
   'busy-wait': { type: 'boolean', help: "matmul: await Dawn's promise directly, whose polling spins a core (default: the stream's sleeping wait)" },
 } satisfies FlagSpec;
 
@@ -87,14 +89,25 @@ const suites: Record<string, Suite> = {
   },
 };
 
+/** The suites `bench all` runs, in order (the ones bench/torch_baseline.py mirrors, and the solver). */
+const ALL = ['matmul', 'conv', 'train-step', 'assignment'] as const;
+
 async function run(flags: Flags, positionals: string[]): Promise<number> {
   const [name, ...extra] = positionals;
   if (!name) throw new UsageError('name a suite');
-  const suite = suites[name];
-  if (!suite) throw new UsageError(`unknown suite '${name}'`);
   if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`);
   const backend = process.env.NEURALIGN_BACKEND?.trim() || 'default';
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  if (name === 'all') {
+    if (flags.variants || flags.sizes || flags.grids) throw new UsageError('bench all runs every suite with its defaults: --variants, --sizes and --grids are for one suite');
+    const dir = flags.dir ?? join('bench', 'results', `all-${backend}-${stamp}`);
+    mkdirSync(dir, { recursive: true });
+    await benchAll(dir, Object.fromEntries(ALL.map((s) => [s, (json: string) => suites[s]!.run(flags, json)])));
+    return 0;
+  }
+  if (flags.dir) throw new UsageError('--dir is for bench all (one suite takes --json)');
+  const suite = suites[name];
+  if (!suite) throw new UsageError(`unknown suite '${name}'`);
   const json = flags.json ?? join('bench', 'results', `${name}-${backend}-${stamp}.json`);
   mkdirSync(dirname(json), { recursive: true });
   await suite.run(flags, json);
@@ -102,7 +115,7 @@ async function run(flags: Flags, positionals: string[]): Promise<number> {
 }
 
 export const bench = defineCommand({
-  usage: `neuralign bench ${Object.keys(suites).join('|')} [options]`,
+  usage: `neuralign bench ${Object.keys(suites).join('|')}|all [options]`,
   description: 'Benchmarks kernels and training steps: prints a table and writes JSON.',
   spec,
   // Each suite starts the device itself; the matmul suite times every variant, not the tuned one.
@@ -111,6 +124,7 @@ export const bench = defineCommand({
   epilog: [
     'suites:',
     ...Object.entries(suites).map(([name, s]) => `  ${name.padEnd(11)} ${s.what}`),
+    `  ${'all'.padEnd(11)} ${ALL.join(', ')} in one run: DIR/<suite>.json, DIR/all.json and a Markdown summary DIR/all.md (--dir DIR)`,
     '',
     'Environment: NEURALIGN_BACKEND=vulkan|opengles picks the Dawn backend; NEURALIGN_MATMUL=<variant>',
     'forces the matmul kernel the engine uses (the matmul suite times every variant regardless);',
