@@ -9,13 +9,14 @@ import { CASES as ELEMENTWISE_CASES, benchElementwise } from '../../bench/elemen
 import { benchMatmul } from '../../bench/matmul.js';
 import { benchTrainStep } from '../../bench/train-step.js';
 import { MATMUL_VARIANTS, parseGridPolicy, type GridPolicy, type MatmulVariant } from '../engine/index.js';
+import { MODEL_NAMES, type ModelName } from '../nn/models/index.js';
 import { UsageError, type FlagSpec, type Flags as ParsedFlags } from './args.js';
 import { defineCommand } from './command.js';
 
 const spec = {
   quick: { type: 'boolean', help: 'fewer sizes and repetitions (for CPU adapters)' },
   json: { type: 'string', help: 'write results to this JSON file (default bench/results/<suite>-<backend>-<time>.json)' },
-  variants: { type: 'string', help: `kernel variants to time, comma-separated (matmul: ${MATMUL_VARIANTS.join(', ')}; elementwise: case names)` },
+  variants: { type: 'string', help: `kernel variants to time, comma-separated (matmul: ${MATMUL_VARIANTS.join(', ')}; elementwise: case names; train-step, curve-step: models)` },
   reps: { type: 'number', help: 'timed runs per measurement (median reported)' },
   sizes: { type: 'string', help: 'sizes, comma-separated (matmul: square sizes only, no model shapes; assignment: n; elementwise: elements, multiples of 2048)' },
   grids: { type: 'string', help: 'elementwise: grid policies to compare side by side, comma-separated G:K (at most G workgroups, 0 = no cap; at least K elements per invocation; 0:1 = one element per invocation)' },
@@ -32,6 +33,13 @@ interface Suite {
 
 function list(flags: Flags): string[] | undefined {
   return flags.variants?.split(',').map((v) => v.trim()).filter(Boolean);
+}
+
+/** train-step and curve-step: --variants names the models. */
+function models(flags: Flags): ModelName[] | undefined {
+  const names = list(flags);
+  for (const n of names ?? []) if (!(MODEL_NAMES as readonly string[]).includes(n)) throw new UsageError(`unknown model '${n}' (${MODEL_NAMES.join(', ')})`);
+  return names as ModelName[] | undefined;
 }
 
 function sizes(flags: Flags): number[] | undefined {
@@ -77,11 +85,11 @@ const suites: Record<string, Suite> = {
   },
   'train-step': {
     what: 'a full training step of each model at batch 128: images/s and peak pool memory (bench/train-step.ts)',
-    run: (flags, json) => benchTrainStep({ quick: flags.quick, json, reps: flags.reps }),
+    run: (flags, json) => benchTrainStep({ quick: flags.quick, json, reps: flags.reps, models: models(flags) }),
   },
   'curve-step': {
     what: 'a curve training step (quadratic Bezier, w(t) on the GPU) beside the endpoint step of each model: the overhead (bench/train-step.ts)',
-    run: (flags, json) => benchTrainStep({ quick: flags.quick, json, reps: flags.reps, curve: true, models: ['mlp', 'tinyten', 'resnet32', 'vgg16', 'googlenet'] }),
+    run: (flags, json) => benchTrainStep({ quick: flags.quick, json, reps: flags.reps, curve: true, models: models(flags) ?? [...MODEL_NAMES] }),
   },
   assignment: {
     what: 'linear assignment solver against scipy (bench/assignment.ts)',
