@@ -14,6 +14,7 @@ import { UsageError, positiveInteger, type FlagSpec, type Flags } from './args.j
 import type { Command } from './command.js';
 import { defineCommand } from './command.js';
 import { formatDuration } from './progress.js';
+import { printStatus, recordedRun, writeSlurm } from './reproduce-slurm.js';
 
 const spec = {
   preset: { type: 'string', help: `what to reproduce: ${PRESET_NAMES.join(', ')}` },
@@ -23,6 +24,13 @@ const spec = {
   fresh: { type: 'boolean', help: 'delete the run folder and start over' },
   'list-stages': { type: 'boolean', help: 'print the stage graph (name, status, inputs, outputs, command) and exit' },
   stage: { type: 'string', help: 'run this stage alone (its inputs must be done), e.g. for a job scheduler' },
+  slurm: { type: 'boolean', help: 'write DIR/slurm/: one sbatch job array per kind of stage and submit.sh (DIR must be on a shared filesystem)' },
+  submit: { type: 'boolean', help: 'with --slurm: run submit.sh at once and print the job ids' },
+  partition: { type: 'string', help: 'with --slurm: #SBATCH --partition' },
+  account: { type: 'string', help: 'with --slurm: #SBATCH --account' },
+  'gpus-per-job': { type: 'number', help: 'with --slurm: GPUs per job, #SBATCH --gres=gpu:N (default: none)' },
+  'time-per-stage': { type: 'string', help: 'with --slurm: each job\'s time limit, HH:MM:SS or D-HH:MM:SS' },
+  status: { type: 'boolean', help: 'print every stage\'s state (done, running, failed with its last error line, waiting) from the files in DIR and exit' },
 } satisfies FlagSpec;
 
 function versions(): Record<string, string> {
@@ -58,6 +66,11 @@ function summaryTable(r: Results): string[] {
 }
 
 async function run(flags: Flags<typeof spec>): Promise<number> {
+  // `--status --out DIR` alone: the preset the Slurm scripts were written for.
+  if (flags.status && !flags.preset && flags.out) {
+    const r = recordedRun(flags.out);
+    flags = { ...flags, preset: r.preset, pairs: flags.pairs ?? r.pairs, 'data-dir': flags['data-dir'] ?? r['data-dir'] };
+  }
   if (!flags.preset) throw new UsageError(`--preset is required (${PRESET_NAMES.join(', ')})`);
   const preset = PRESETS[flags.preset];
   if (!preset) throw new UsageError(`--preset '${flags.preset}' is not one of ${PRESET_NAMES.join(', ')}`);
@@ -68,10 +81,15 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
   }
   const pairs = positiveInteger(flags.pairs, 'pairs') ?? preset.pairs;
   const out = resolve(flags.out);
-  if (flags.fresh && !flags['list-stages'] && !flags.stage) rmSync(out, { recursive: true, force: true });
+  if (flags.fresh && !flags['list-stages'] && !flags.stage && !flags.status) rmSync(out, { recursive: true, force: true });
   const stages = buildStages(preset, { out, pairs, dataDir: flags['data-dir'] });
   const variants = variantsOf(preset);
 
+  if (flags.status) return printStatus(out, stages);
+  if (flags.slurm) {
+    const f = { partition: flags.partition, account: flags.account, gpusPerJob: flags['gpus-per-job'], timePerStage: flags['time-per-stage'], submit: flags.submit };
+    return writeSlurm(out, stages, { preset: preset.name, pairs: flags.pairs === undefined ? undefined : pairs, dataDir: flags['data-dir'] }, f);
+  }
   if (flags['list-stages']) {
     for (const s of stages) {
       console.log(`${s.name}  [${await stageStatus(out, s)}]`);
@@ -115,6 +133,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
       const records = stageRecords(out, stages);
       await buildReport(out, preset, pairs, variants, versions(), [...records.values()].map((r) => ({ name: r.stage, seconds: r.seconds })));
     },
+    onMessage: (line) => console.error(line),
     onStage: (s, what, seconds) => {
       if (what === 'skipped') console.error(`${s.name}: done already, skipped`);
       else if (what === 'finished') console.error(`${tty ? '\r\x1b[K' : ''}${s.name}: finished in ${formatDuration(seconds ?? NaN)}`);
@@ -142,7 +161,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
 }
 
 export const reproduce = defineCommand({
-  usage: 'neuralign reproduce --preset NAME --out DIR [--pairs N] [--fresh] [--list-stages] [--stage NAME]',
+  usage: 'neuralign reproduce --preset NAME --out DIR [--pairs N] [--fresh] [--list-stages] [--stage NAME] [--slurm [--submit] [--partition P] [--account A] [--gpus-per-job N] [--time-per-stage HH:MM:SS]] [--status]',
   description:
     "Reproduces Tatro et al. 2020 for one preset: endpoints from seeds (1, 2), ..., the curves the paper compares (unaligned,\n" +
     'aligned; PAM when available), each evaluated along t with the straight line between its endpoints, then report.md,\n' +

@@ -13,6 +13,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'nod
 import { readFile, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../nn/checkpoint/atomic.js';
+import { acquireStageLock } from './stage-lock.js';
 import type { Stage } from './stages.js';
 
 export interface StageRecord {
@@ -87,6 +88,8 @@ export interface RunOptions {
   onProgress?: (p: StageProgress) => void;
   /** A stage is skipped (done) or starts. */
   onStage?: (stage: Stage, what: 'skipped' | 'started' | 'resumed' | 'finished', seconds?: number) => void;
+  /** Hears what the runner did on its own (a stale stage lock taken over). */
+  onMessage?: (line: string) => void;
 }
 
 /** The fraction of a stage that its command's output lines say is done. */
@@ -131,51 +134,63 @@ export async function runStages(dir: string, stages: readonly Stage[], opts: Run
       opts.onStage?.(stage, 'skipped');
       continue;
     }
-    const index = todo.indexOf(stage) + 1;
-    const inputs = await hashes(stage.inputs);
-    for (const [path, hash] of Object.entries(inputs)) if (hash === 'missing') throw new Error(`stage ${stage.name}: input ${path} is missing`);
-    let argv = stage.argv;
-    const resume = status === 'resumable' && stage.folder !== undefined && stage.outputs.some((o) => existsSync(o));
-    if (!resume) {
-      if (stage.folder) rmSync(stage.folder, { recursive: true, force: true });
-      for (const o of stage.outputs) rmSync(o, { force: true });
-    } else argv = [...argv, '--resume'];
-    for (const o of stage.outputs) mkdirSync(dirname(o), { recursive: true });
-    await writeFileAtomic(startedPath(dir, stage), [new TextEncoder().encode(JSON.stringify({ argv: stage.argv, inputs }, null, 1))]);
-    await unlink(recordPath(dir, stage)).catch(() => undefined);
-    opts.onStage?.(stage, resume ? 'resumed' : 'started');
-    const start = performance.now();
-    const log = join(dir, 'logs', `${stage.name}.log`);
-    appendFileSync(log, `\n$ neuralign ${argv.join(' ')}\n`);
-    const state = { points: 0 };
-    const report = (fraction: number, detail: string) => {
+    // One job per stage: a second one (a resubmission while this runs) stops here (stage-lock.ts).
+    const release = acquireStageLock(dir, stage.name, `neuralign ${stage.argv.join(' ')}`, opts.onMessage);
+    try {
+      // Read again under the lock: another job may have finished the stage meanwhile.
+      const current = await stageStatus(dir, stage);
+      if (current === 'done') {
+        opts.onStage?.(stage, 'skipped');
+        continue;
+      }
+      const index = todo.indexOf(stage) + 1;
+      const inputs = await hashes(stage.inputs);
+      for (const [path, hash] of Object.entries(inputs)) if (hash === 'missing') throw new Error(`stage ${stage.name}: input ${path} is missing`);
+      let argv = stage.argv;
+      const resume = current === 'resumable' && stage.folder !== undefined && stage.outputs.some((o) => existsSync(o));
+      if (!resume) {
+        if (stage.folder) rmSync(stage.folder, { recursive: true, force: true });
+        for (const o of stage.outputs) rmSync(o, { force: true });
+      } else argv = [...argv, '--resume'];
+      for (const o of stage.outputs) mkdirSync(dirname(o), { recursive: true });
+      await writeFileAtomic(startedPath(dir, stage), [new TextEncoder().encode(JSON.stringify({ argv: stage.argv, inputs }, null, 1))]);
+      await unlink(recordPath(dir, stage)).catch(() => undefined);
+      opts.onStage?.(stage, resume ? 'resumed' : 'started');
+      const start = performance.now();
+      const log = join(dir, 'logs', `${stage.name}.log`);
+      appendFileSync(log, `\n$ neuralign ${argv.join(' ')}\n`);
+      const state = { points: 0 };
+      const report = (fraction: number, detail: string) => {
+        const seconds = (performance.now() - start) / 1000;
+        const ranCost = doneCost + stage.cost * fraction;
+        const rate = ranCost / Math.max(1e-3, (performance.now() - runStart) / 1000); // cost units per second
+        const stageLeft = fraction > 0 ? (seconds / fraction) * (1 - fraction) : NaN;
+        const totalLeft = rate > 0 ? (totalCost - ranCost) / rate : NaN;
+        opts.onProgress?.({ stage, index, count: todo.length, fraction, detail, seconds, stageLeft, totalLeft });
+      };
+      report(0, 'starting');
+      let code: number;
+      if (stage.kind === 'report') {
+        await opts.runReport();
+        code = 0;
+      } else {
+        code = await captured(log, (line) => {
+          const p = parseProgress(stage, line, state);
+          if (p) report(Math.min(1, p.fraction), p.detail);
+        }, () => opts.runCommand(argv));
+      }
+      if (code !== 0) throw new Error(`stage ${stage.name} failed (exit ${code}); its output is in ${log}`);
       const seconds = (performance.now() - start) / 1000;
-      const ranCost = doneCost + stage.cost * fraction;
-      const rate = ranCost / Math.max(1e-3, (performance.now() - runStart) / 1000); // cost units per second
-      const stageLeft = fraction > 0 ? (seconds / fraction) * (1 - fraction) : NaN;
-      const totalLeft = rate > 0 ? (totalCost - ranCost) / rate : NaN;
-      opts.onProgress?.({ stage, index, count: todo.length, fraction, detail, seconds, stageLeft, totalLeft });
-    };
-    report(0, 'starting');
-    let code: number;
-    if (stage.kind === 'report') {
-      await opts.runReport();
-      code = 0;
-    } else {
-      code = await captured(log, (line) => {
-        const p = parseProgress(stage, line, state);
-        if (p) report(Math.min(1, p.fraction), p.detail);
-      }, () => opts.runCommand(argv));
+      const record: StageRecord = { stage: stage.name, argv: stage.argv, inputs, outputs: await hashes(stage.outputs), seconds, finished: new Date().toISOString() };
+      const missing = Object.entries(record.outputs).find(([, h]) => h === 'missing');
+      if (missing) throw new Error(`stage ${stage.name} did not write ${missing[0]}; its output is in ${log}`);
+      await writeFileAtomic(recordPath(dir, stage), [new TextEncoder().encode(`${JSON.stringify(record, null, 1)}\n`)]);
+      await unlink(startedPath(dir, stage)).catch(() => undefined);
+      doneCost += stage.cost;
+      opts.onStage?.(stage, 'finished', seconds);
+    } finally {
+      release();
     }
-    if (code !== 0) throw new Error(`stage ${stage.name} failed (exit ${code}); its output is in ${log}`);
-    const seconds = (performance.now() - start) / 1000;
-    const record: StageRecord = { stage: stage.name, argv: stage.argv, inputs, outputs: await hashes(stage.outputs), seconds, finished: new Date().toISOString() };
-    const missing = Object.entries(record.outputs).find(([, h]) => h === 'missing');
-    if (missing) throw new Error(`stage ${stage.name} did not write ${missing[0]}; its output is in ${log}`);
-    await writeFileAtomic(recordPath(dir, stage), [new TextEncoder().encode(`${JSON.stringify(record, null, 1)}\n`)]);
-    await unlink(startedPath(dir, stage)).catch(() => undefined);
-    doneCost += stage.cost;
-    opts.onStage?.(stage, 'finished', seconds);
   }
 }
 
