@@ -7,7 +7,9 @@
 // activations, so the layers need not be solved in sequence. The statistics of all layers are
 // gathered in one pass over the data (both networks run on each batch); each group's matching is
 // an exact linear assignment on its correlation matrix, or on the sum of its layers' matrices
-// (a ResNet's residual stream).
+// (a ResNet's residual stream). Units the data cannot see (dead or constant: no correlation
+// signal) are then matched among themselves by weight similarity, a step the paper does not have
+// (dead-units.ts; deadUnits: 'arbitrary' leaves the paper's tie-breaking).
 import { noGrad, runtime, sameShape, slice, tidy, type Tensor } from '../engine/index.js';
 import type { Batch } from '../nn/data/index.js';
 import type { Module, StateDict } from '../nn/module.js';
@@ -17,6 +19,7 @@ import { permuteStateDict, type Permutations } from './permute.js';
 import { groupOfLayer, type PermutationSpec } from './spec.js';
 import { permutationSpec } from './specs.js';
 import { CrossStatistics } from './statistics.js';
+import { DEAD_UNIT_METHODS, SILENT_STD, matchSilentUnits, silentUnits, type DeadUnitMethod, type SilentGroupReport } from './dead-units.js';
 
 /** Numbered batches (a DataLoader: the first `length` batches of epoch 0 are read), or tensors. */
 export type AlignmentData = { readonly length: number; batch(epoch: number, index: number): Batch } | Iterable<Tensor>;
@@ -39,7 +42,8 @@ export interface LayerCorrelations {
   matrices: Map<string, Float32Array>;
   /**
    * Population standard deviation of each unit of A and of B over the samples. A unit with
-   * std 0 (a dead ReLU) correlates 0 with everything, so its match is arbitrary.
+   * std 0 (a dead ReLU) correlates 0 with everything, so its correlation match is arbitrary
+   * (alignModels then matches such units by their weights: dead-units.ts).
    */
   stdA: Map<string, Float32Array>;
   stdB: Map<string, Float32Array>;
@@ -170,28 +174,61 @@ export interface LayerReport {
   units: number;
   /** Mean correlation of unit i of A with unit i of B. */
   before: number;
-  /** Mean correlation of unit i of A with its matched unit perm[i] of B. */
+  /** Mean correlation of unit i of A with its matched unit perm[i] of B, over all units. */
   after: number;
-  /** Units of A and of B with zero variance on the data (dead ReLUs): their matches are arbitrary. */
+  /**
+   * The same mean over the signalling pairs alone (both units' std >= the silent threshold in this
+   * layer; NaN when there is none): a silent unit correlates 0 with everything, so `after` counts
+   * it as 0 even when its match is exact.
+   */
+  afterSignalling: number;
+  /** Pairs (i, perm[i]) whose two units signal in this layer. */
+  signalling: number;
+  /** Units of A and of B whose std on the data is below the silent threshold (dead or constant). */
   deadA: number;
   deadB: number;
+  /** How pairs with a silent unit were matched (dead-units.ts). */
+  deadMatching: DeadUnitMethod;
 }
 
-export function layerReports(correlations: LayerCorrelations, perms: Permutations): LayerReport[] {
+export interface ReportOptions {
+  /** How the permutations matched silent units (default 'weights', alignModels' default). */
+  deadUnits?: DeadUnitMethod;
+  /** Std below which a unit counts as silent (default SILENT_STD). */
+  silentStd?: number;
+}
+
+export function layerReports(correlations: LayerCorrelations, perms: Permutations, opts: ReportOptions = {}): LayerReport[] {
   const { spec, matrices, stdA, stdB } = correlations;
+  const threshold = opts.silentStd ?? SILENT_STD;
   const groups = groupOfLayer(spec);
-  const dead = (std: Float32Array) => std.reduce((n, s) => n + (s === 0 ? 1 : 0), 0);
+  const silent = (std: Float32Array) => std.reduce((n, s) => n + (s < threshold ? 1 : 0), 0);
   return spec.layers.map((l) => {
     const g = groups.get(l.name)!;
     const c = matrices.get(l.name)!;
+    const perm = perms.get(g.name);
+    const sa = stdA.get(l.name)!;
+    const sb = stdB.get(l.name)!;
+    let sum = 0;
+    let signalling = 0;
+    for (let i = 0; i < g.size; i++) {
+      const j = perm ? perm[i]! : i;
+      if (sa[i]! >= threshold && sb[j]! >= threshold) {
+        sum += c[i * g.size + j]!;
+        signalling++;
+      }
+    }
     return {
       layer: l.name,
       group: g.name,
       units: g.size,
       before: meanMatchedCorrelation(c, g.size),
-      after: meanMatchedCorrelation(c, g.size, perms.get(g.name)),
-      deadA: dead(stdA.get(l.name)!),
-      deadB: dead(stdB.get(l.name)!),
+      after: meanMatchedCorrelation(c, g.size, perm),
+      afterSignalling: signalling ? sum / signalling : NaN,
+      signalling,
+      deadA: silent(sa),
+      deadB: silent(sb),
+      deadMatching: opts.deadUnits ?? 'weights',
     };
   });
 }
@@ -200,6 +237,14 @@ export interface AlignOptions extends CorrelationOptions {
   solver?: AssignmentSolver;
   /** Keep the correlation matrices and unit stds in the result (default false). */
   keepCorrelations?: boolean;
+  /**
+   * Pairs with a silent unit (std < silentStd on the data, in A or in B): re-matched by weight
+   * similarity after the correlation assignment ('weights', the default), or left as the
+   * correlation solver paired them ('arbitrary', the paper's code). See dead-units.ts.
+   */
+  deadUnits?: DeadUnitMethod;
+  /** Default SILENT_STD (1e-4; dead-units.ts says why). */
+  silentStd?: number;
 }
 
 export interface AlignResult {
@@ -208,30 +253,54 @@ export interface AlignResult {
   permutations: Permutations;
   /** Per layer, in forward order: mean matched correlation before and after. */
   layers: LayerReport[];
+  /** How silent units were matched: the method, threshold, and per group what was re-matched. */
+  deadUnits: { method: DeadUnitMethod; silentStd: number; sweeps: number; groups: SilentGroupReport[] };
   /** B's state dict with the permutations applied (new kept tensors: the caller disposes them). */
   state: StateDict;
   images: number;
   /** Wall time of the activation statistics (both networks' forward passes, the correlation
-   * matrices read back) and of the assignment solves. */
-  seconds: { statistics: number; assignment: number };
+   * matrices read back), of the assignment solves, and of the silent units' weight matching. */
+  seconds: { statistics: number; assignment: number; deadUnits: number };
   /** With keepCorrelations: the matrices and stds the matching used. */
   correlations?: LayerCorrelations;
 }
 
 /**
- * Aligns `modelB` to `modelA`: correlations on `data`, one exact assignment per group, and B's
+ * Aligns `modelB` to `modelA`: correlations on `data`, one exact assignment per group, the pairs
+ * with a silent unit re-matched by weight similarity (unless deadUnits is 'arbitrary'), and B's
  * permuted state dict (load it into a model of B's architecture: it computes B's function).
  */
 export async function alignModels(modelA: Module, modelB: Module, data: AlignmentData, opts: AlignOptions = {}): Promise<AlignResult> {
+  const method = opts.deadUnits ?? 'weights';
+  if (!DEAD_UNIT_METHODS.includes(method)) throw new Error(`alignment: deadUnits '${method}' is not one of ${DEAD_UNIT_METHODS.join(', ')}`);
+  const silentStd = opts.silentStd ?? SILENT_STD;
   const start = performance.now();
   const correlations = await layerCorrelations(modelA, modelB, data, opts);
   const statistics = (performance.now() - start) / 1000;
   const { spec, matrices, images } = correlations;
-  const permutations = matchGroups(spec, matrices, opts.solver);
+  let permutations = matchGroups(spec, matrices, opts.solver);
   const assignment = (performance.now() - start) / 1000 - statistics;
-  const layers = layerReports(correlations, permutations);
+  // The documented step after the paper's assignment (dead-units.ts): silent pairs by weights.
+  const silent = silentUnits(correlations, silentStd);
+  let dead: AlignResult['deadUnits'];
+  if (method === 'weights') {
+    const matched = await matchSilentUnits(modelA.stateDict(), modelB.stateDict(), spec, permutations, silent);
+    permutations = matched.permutations;
+    dead = { method, silentStd, sweeps: matched.sweeps, groups: matched.groups };
+  } else {
+    const groups = spec.groups.map((g) => {
+      const s = silent.get(g.name)!;
+      const p = permutations.get(g.name)!;
+      const pairs = p.reduce((n, j, i) => n + (s.a[i] || s.b[j] ? 1 : 0), 0);
+      const count = (u: Uint8Array) => u.reduce((n, v) => n + v, 0);
+      return { group: g.name, silentA: count(s.a), silentB: count(s.b), pairs, changed: 0 };
+    });
+    dead = { method, silentStd, sweeps: 0, groups };
+  }
+  const deadUnits = (performance.now() - start) / 1000 - statistics - assignment;
+  const layers = layerReports(correlations, permutations, { deadUnits: method, silentStd });
   const state = permuteStateDict(modelB.stateDict(), spec, permutations);
-  const result: AlignResult = { spec, permutations, layers, state, images, seconds: { statistics, assignment } };
+  const result: AlignResult = { spec, permutations, layers, deadUnits: dead, state, images, seconds: { statistics, assignment, deadUnits } };
   if (opts.keepCorrelations) result.correlations = correlations;
   return result;
 }

@@ -11,9 +11,10 @@ export {
 } from './permute.js';
 export {
   alignModels, layerCorrelations, matchGroups, layerReports, meanMatchedCorrelation, defaultSolver,
-  type AlignmentData, type CorrelationOptions, type LayerCorrelations, type AssignmentSolver, type LayerReport, type AlignOptions, type AlignResult,
+  type AlignmentData, type CorrelationOptions, type LayerCorrelations, type AssignmentSolver, type LayerReport, type ReportOptions, type AlignOptions, type AlignResult,
 } from './align.js';
-export { weightMatching, weightMatchingObjective, isRunningStatistic, type WeightMatchingOptions, type WeightMatchingResult, type SweepReport } from './weight-matching.js';
+export { SILENT_STD, DEAD_UNIT_METHODS, silentUnits, matchSilentUnits, type DeadUnitMethod, type SilentUnits, type SilentGroupReport, type SilentMatchingResult } from './dead-units.js';
+export { weightMatching, weightMatchingObjective, WeightSimilarity, isRunningStatistic, type WeightMatchingOptions, type WeightMatchingResult, type SweepReport } from './weight-matching.js';
 export { repairInterpolation, repairableLayers, layerStatistics, REPAIR_STD_FLOOR, type RepairOptions, type ChannelStatistics } from './repair.js';
 export * from './interpolate.js';
 export * from './barrier.js';

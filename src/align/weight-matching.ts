@@ -23,7 +23,7 @@ import { deriveSeed, permutation } from '../nn/data/random.js';
 import type { StateDict } from '../nn/module.js';
 import { solveAssignment } from './assignment.js';
 import { checkPermutation, disposeStateDict, identityPermutation, permuteStateDict, type Permutations } from './permute.js';
-import type { AxisMember, PermutationSpec } from './spec.js';
+import type { AxisMember, PermutationGroup, PermutationSpec } from './spec.js';
 
 export interface WeightMatchingOptions {
   /** Most sweeps over all groups (default 100; the paper's code sees 3 to 50). */
@@ -83,24 +83,14 @@ interface Unfolding extends AxisMember {
 export async function weightMatching(stateA: StateDict, stateB: StateDict, spec: PermutationSpec, opts: WeightMatchingOptions = {}): Promise<WeightMatchingResult> {
   const { maxIterations = 100, seed = 0, include = defaultInclude } = opts;
   if (!(Number.isInteger(maxIterations) && maxIterations >= 1)) throw new Error(`weightMatching: maxIterations must be a positive integer, got ${maxIterations}`);
-  checkStates(stateA, stateB);
-  const byParam = membersByParam(spec);
   const perms: Permutations = new Map();
   for (const g of spec.groups) {
     const p = opts.initial?.get(g.name);
     if (p) checkPermutation(p, g.size, `weightMatching: initial permutation of '${g.name}'`);
     perms.set(g.name, p ? Int32Array.from(p) : identityPermutation(g.size));
   }
-  // A's unfolded rows never change: unfold them once.
-  const unfoldedA = new Map<AxisMember, Tensor>();
+  const similarity = new WeightSimilarity(stateA, stateB, spec, include);
   try {
-    noGrad(() => {
-      for (const g of spec.groups) {
-        for (const m of g.members) {
-          if (include(m.param)) unfoldedA.set(m, keep(tidy(() => unfold(stateA.get(m.param)!, m, g.size))));
-        }
-      }
-    });
     const objective = [await weightMatchingObjective(stateA, stateB, spec, perms, include)];
     let current = objective[0]!;
     let iterations = 0;
@@ -110,29 +100,13 @@ export async function weightMatching(stateA: StateDict, stateB: StateDict, spec:
       const changed: string[] = [];
       for (const gi of permutation(spec.groups.length, deriveSeed(seed, iterations))) {
         const g = spec.groups[gi]!;
-        const members = g.members.filter((m) => include(m.param));
-        if (members.length === 0) continue;
-        const similarity = tidy(() =>
-          noGrad(() => {
-            let s: Tensor | null = null;
-            for (const m of members) {
-              const b = unfold(permuteOtherAxes(stateB.get(m.param)!, m, byParam.get(m.param)!, perms), m, g.size);
-              const term = matmul(unfoldedA.get(m)!, b, { transB: true });
-              s = s ? add(s, term) : term;
-            }
-            return s!;
-          }),
-        );
-        const matrix = await similarity.toArray('f32');
-        similarity.dispose();
+        const matrix = await similarity.matrix(g.name, perms);
+        if (!matrix) continue;
         const old = perms.get(g.name)!;
         const { match, total } = solveAssignment(matrix, { maximize: true, rows: g.size, cols: g.size });
         let before = 0;
-        let scale = 0;
         for (let i = 0; i < g.size; i++) before += matrix[i * g.size + old[i]!]!;
-        for (let k = 0; k < matrix.length; k++) scale = Math.max(scale, Math.abs(matrix[k]!));
-        // Rounding of the float64 sums alone must not count as progress (ties would cycle).
-        if (total > before + 1e-10 * g.size * scale) {
+        if (isProgress(total, before, matrix, g.size)) {
           perms.set(g.name, match);
           current += total - before;
           changed.push(g.name);
@@ -145,7 +119,79 @@ export async function weightMatching(stateA: StateDict, stateB: StateDict, spec:
     const state = permuteStateDict(stateB, spec, perms);
     return { spec, permutations: perms, iterations, converged, objective, state };
   } finally {
-    for (const t of unfoldedA.values()) t.dispose();
+    similarity.dispose();
+  }
+}
+
+/**
+ * Whether an assignment total beats the current one by more than the rounding of float64 sums of
+ * float32 entries (rounding alone must not count as progress: ties would make sweeps cycle).
+ */
+export function isProgress(total: number, before: number, matrix: ArrayLike<number>, n: number): boolean {
+  let scale = 0;
+  for (let k = 0; k < matrix.length; k++) scale = Math.max(scale, Math.abs(matrix[k]!));
+  return total > before + 1e-10 * n * scale;
+}
+
+/**
+ * One group's weight-similarity matrix with the other groups' permutations held at `perms`:
+ *   S[i][j] = sum over included members m of <row i of unfold_m(W_A), row j of unfold_m(pi_{-m}(W_B))>
+ * (the file comment). Computed on the GPU, one n x n read-back per call. Shared by weight matching
+ * and by the matching of silent units after the correlation assignment (dead-units.ts).
+ * dispose() frees A's unfolded rows, which are computed once.
+ */
+export class WeightSimilarity {
+  private readonly byParam: Map<string, Unfolding[]>;
+  private readonly unfoldedA = new Map<AxisMember, Tensor>();
+  private readonly groups: Map<string, PermutationGroup>;
+
+  constructor(
+    stateA: StateDict,
+    private readonly stateB: StateDict,
+    spec: PermutationSpec,
+    private readonly include: (param: string) => boolean = defaultInclude,
+  ) {
+    checkStates(stateA, stateB);
+    this.byParam = membersByParam(spec);
+    this.groups = new Map(spec.groups.map((g) => [g.name, g]));
+    try {
+      noGrad(() => {
+        for (const g of spec.groups) {
+          for (const m of g.members) {
+            if (include(m.param)) this.unfoldedA.set(m, keep(tidy(() => unfold(stateA.get(m.param)!, m, g.size))));
+          }
+        }
+      });
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
+  }
+
+  /** S for group `group`, row-major [A units x B units]; null when no member is included. */
+  async matrix(group: string, perms: Permutations): Promise<Float32Array | null> {
+    const g = this.groups.get(group)!;
+    const members = g.members.filter((m) => this.include(m.param));
+    if (members.length === 0) return null;
+    const similarity = tidy(() =>
+      noGrad(() => {
+        let s: Tensor | null = null;
+        for (const m of members) {
+          const b = unfold(permuteOtherAxes(this.stateB.get(m.param)!, m, this.byParam.get(m.param)!, perms), m, g.size);
+          const term = matmul(this.unfoldedA.get(m)!, b, { transB: true });
+          s = s ? add(s, term) : term;
+        }
+        return s!;
+      }),
+    );
+    const matrix = await similarity.toArray('f32');
+    similarity.dispose();
+    return matrix;
+  }
+
+  dispose(): void {
+    for (const t of this.unfoldedA.values()) t.dispose();
+    this.unfoldedA.clear();
   }
 }
 

@@ -4,8 +4,14 @@
 // The correlations come from the first --samples training images of the checkpoints' data set,
 // in order, with the test transform (NeuronAlignment's `align` loader); the mean matched
 // correlation of every layer before and after is also measured on the test set, as the paper
-// reports it.
-import { alignModels, disposeStateDict, layerCorrelations, layerReports, permutationSpec, type LayerReport, type Permutations } from '../align/index.js';
+// reports it. Units silent on the alignment data (dead or constant) are matched by their weights
+// after the correlation assignment (--dead-units weights, the default; src/align/dead-units.ts),
+// and the report counts them per layer and gives the mean correlation over signalling units
+// beside the mean over all units (a silent unit counts 0 in the latter, however it is matched).
+import {
+  DEAD_UNIT_METHODS, SILENT_STD, alignModels, disposeStateDict, layerCorrelations, layerReports, permutationSpec,
+  type AlignResult, type DeadUnitMethod, type LayerReport, type Permutations,
+} from '../align/index.js';
 import { weightMatching } from '../align/weight-matching.js';
 import { saveSafetensors } from '../nn/checkpoint/safetensors.js';
 import { DataLoader, firstImages, subset } from '../nn/data/index.js';
@@ -24,6 +30,11 @@ const spec = {
   method: { type: 'string', help: "correlation (of activations, the paper's) or weights (Git Re-Basin weight matching, no data)", default: 'correlation' },
   samples: { type: 'number', help: 'align on the first N training images, as many as the paper', default: 10000 },
   'batch-size': { type: 'number', help: 'images per batch', default: 512 },
+  'dead-units': {
+    type: 'string',
+    help: `units silent on the data (std < ${SILENT_STD} in A or B): matched by weight similarity after the correlation assignment (weights), or as the assignment left them (arbitrary, the paper's code); --method correlation only`,
+    default: 'weights',
+  },
   'pre-activation': { type: 'boolean', help: 'correlate BN outputs before the ReLU (default: post-activations, as the official code)' },
   'test-subset': { type: 'number', help: 'measure the test-set correlations on the first N test images' },
   'data-dir': { type: 'string', help: "data folder (default: checkpoint A's training data folder)" },
@@ -40,11 +51,27 @@ interface LayerRow {
   test: Omit<LayerReport, 'layer' | 'group' | 'units'>;
 }
 
-function table(rows: LayerRow[]): string {
-  const f = (x: number) => x.toFixed(4);
-  const header = ['layer', 'units', 'train before', 'train after', 'test before', 'test after', 'dead A/B'];
-  const body = rows.map((r) => [r.layer, String(r.units), f(r.train.before), f(r.train.after), f(r.test.before), f(r.test.after), `${r.train.deadA}/${r.train.deadB}`]);
-  body.push(['mean', '', ...(['train', 'test'] as const).flatMap((s) => [f(mean(rows.map((r) => r[s].before))), f(mean(rows.map((r) => r[s].after)))]), '']);
+/** The mean of the numbers that are not NaN (a layer with no signalling pair has none). */
+const meanOfDefined = (xs: number[]) => mean(xs.filter((x) => !Number.isNaN(x)));
+
+/**
+ * One line per layer: mean matched correlation before and after on train and test, the mean after
+ * over signalling pairs alone ("signalling": both units' std >= the silent threshold), the units
+ * silent in A and in B on the alignment (train) images, and how the pairs with a silent unit were
+ * matched ("weights, k moved": k pairs re-paired by weight similarity; "-": no silent unit).
+ */
+function table(rows: LayerRow[], moved: Map<string, number> | null): string {
+  const f = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(4));
+  const header = ['layer', 'units', 'train before', 'train after', 'signalling', 'test before', 'test after', 'signalling', 'dead A/B', 'dead matched by'];
+  const how = (r: LayerRow) => (r.train.deadA + r.train.deadB === 0 ? '-' : moved && r.train.deadMatching === 'weights' ? `weights, ${moved.get(r.group) ?? 0} moved` : r.train.deadMatching);
+  const body = rows.map((r) => [
+    r.layer, String(r.units),
+    f(r.train.before), f(r.train.after), f(r.train.afterSignalling),
+    f(r.test.before), f(r.test.after), f(r.test.afterSignalling),
+    `${r.train.deadA}/${r.train.deadB}`, how(r),
+  ]);
+  const means = (s: 'train' | 'test') => [mean(rows.map((r) => r[s].before)), mean(rows.map((r) => r[s].after)), meanOfDefined(rows.map((r) => r[s].afterSignalling))].map(f);
+  body.push(['mean', '', ...means('train'), ...means('test'), '', '']);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(header), ...body.map(line)].join('\n');
@@ -58,6 +85,10 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
   const batchSize = positiveInteger(flags['batch-size'], 'batch-size')!;
   const testSubset = positiveInteger(flags['test-subset'], 'test-subset');
   const preActivation = flags['pre-activation'];
+  const deadUnits = flags['dead-units'] as DeadUnitMethod;
+  if (!DEAD_UNIT_METHODS.includes(deadUnits)) throw new UsageError(`--dead-units '${deadUnits}' is not one of ${DEAD_UNIT_METHODS.join(', ')}`);
+  // Weight matching matches every unit by its weights, silent ones included.
+  const deadMatching: DeadUnitMethod = method === 'correlation' ? deadUnits : 'weights';
 
   const start = performance.now();
   const a = await openCheckpoint(flags.a!);
@@ -77,11 +108,12 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     let trainReports: LayerReport[] | null = null;
     let images = 0;
     let details: Record<string, unknown> = {};
+    let dead: AlignResult['deadUnits'] | null = null;
     if (method === 'correlation') {
-      let seconds: { statistics: number; assignment: number };
-      ({ permutations, state, layers: trainReports, images, seconds } = await alignModels(a.model, b.model, new DataLoader(alignSet, { batchSize }), { preActivation }));
-      details = { timing: seconds };
-      console.log(`activation statistics ${seconds.statistics.toFixed(1)} s, assignment ${seconds.assignment.toFixed(2)} s`);
+      let seconds: AlignResult['seconds'];
+      ({ permutations, state, layers: trainReports, images, seconds, deadUnits: dead } = await alignModels(a.model, b.model, new DataLoader(alignSet, { batchSize }), { preActivation, deadUnits }));
+      details = { timing: seconds, silentUnits: dead };
+      console.log(`activation statistics ${seconds.statistics.toFixed(1)} s, assignment ${seconds.assignment.toFixed(2)} s, silent units ${seconds.deadUnits.toFixed(2)} s`);
     } else {
       const matched = await weightMatching(a.model.stateDict(), b.model.stateDict(), permutationSpec(a.model));
       ({ permutations, state } = matched);
@@ -90,26 +122,33 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     try {
       if (!trainReports) {
         const correlations = await layerCorrelations(a.model, b.model, new DataLoader(alignSet, { batchSize }), { preActivation });
-        trainReports = layerReports(correlations, permutations);
+        trainReports = layerReports(correlations, permutations, { deadUnits: deadMatching });
         images = correlations.images;
       }
       const testCorrelations = await layerCorrelations(a.model, b.model, new DataLoader(test, { batchSize }), { preActivation });
-      const testReports = layerReports(testCorrelations, permutations);
+      const testReports = layerReports(testCorrelations, permutations, { deadUnits: deadMatching });
       const rows: LayerRow[] = trainReports.map((l, i) => {
         const { layer, group, units, ...train } = l;
         const { layer: _l, group: _g, units: _u, ...onTest } = testReports[i]!;
         return { layer, group, units, train, test: onTest };
       });
       const perms = Object.fromEntries([...permutations].map(([g, p]) => [g, [...p]]));
-      const alignment = { method, reference: a.path, referenceSeed: a.meta.seed, samples: images, preActivation, permutations: perms };
+      const alignment = { method, deadUnits: deadMatching, reference: a.path, referenceSeed: a.meta.seed, samples: images, preActivation, permutations: perms };
       await saveSafetensors(flags.out!, state, { ...b.raw, alignment: JSON.stringify(alignment) });
 
-      const summary = (split: 'train' | 'test') => ({ before: mean(rows.map((r) => r[split].before)), after: mean(rows.map((r) => r[split].after)) });
+      const summary = (split: 'train' | 'test') => ({
+        before: mean(rows.map((r) => r[split].before)),
+        after: mean(rows.map((r) => r[split].after)),
+        afterSignalling: meanOfDefined(rows.map((r) => r[split].afterSignalling)),
+      });
       const how = method === 'correlation' ? `on ${alignSet.name}, ${images} images` : `by weight matching (${(details.weightMatching as { iterations: number }).iterations} sweeps); correlations on ${alignSet.name}, ${images} images`;
       console.log(`aligned ${b.path} to ${a.path} (${describeCheckpoint(a.meta)}) ${how}; test correlations on ${test.name}, ${testCorrelations.images} images`);
-      console.log(table(rows));
+      const moved = dead ? new Map(dead.groups.map((g) => [g.group, g.changed])) : null;
+      console.log(table(rows, moved));
+      console.log(`dead: std < ${SILENT_STD} on the alignment images; "signalling": the mean over pairs of units that both signal`);
       console.log(`wrote ${flags.out}`);
       if (flags.json) {
+        // A report that cannot be written fails the command: the aligned checkpoint goes with it.
         await writeJson(flags.json, {
           command: 'align',
           a: a.path,
@@ -120,6 +159,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
           seeds: { a: a.meta.seed, b: b.meta.seed },
           dataset: a.meta.dataset,
           method,
+          deadUnits: deadMatching,
           preActivation,
           images: { train: images, test: testCorrelations.images },
           summary: { train: summary('train'), test: summary('test') },

@@ -5,6 +5,7 @@ import * as E from '../../src/engine/index.js';
 import { Dropout } from '../../src/nn/layers/dropout.js';
 import { GoogLeNet, MLP, ResNet32, TinyTen, VGG16 } from '../../src/nn/models/index.js';
 import { copyInto, type Module } from '../../src/nn/module.js';
+import type { PermutationSpec } from '../../src/align/index.js';
 import { rng } from '../helpers.js';
 
 export const ARCHITECTURES = ['mlp', 'tinyten', 'resnet32', 'vgg16', 'googlenet'] as const;
@@ -68,3 +69,47 @@ export function relativeMaxDiff(a: ArrayLike<number>, b: ArrayLike<number>): num
   return Number.isNaN(diff) || a.length !== b.length ? Infinity : diff / scale;
 }
 
+
+/**
+ * Kills `count(size)` units of every group of `spec` (chosen by `random`), deterministically: in
+ * each of the group's own rows (axis-0 members), a weight matrix's rows become -|w| and a bias
+ * (a layer's or a batch norm's) becomes -20, so the pre-activation is far below 0 on any input
+ * of these tests (post-ReLU inputs are >= 0; images and BN outputs are of order 1) and the ReLU
+ * never fires. Their weights stay distinct, as a trained network's dead units are. BN weights and
+ * running statistics are left alone. Returns the killed units per group.
+ */
+export async function forceDeadUnits(model: Module, spec: PermutationSpec, count: (size: number) => number, random: () => number): Promise<Map<string, number[]>> {
+  const state = model.stateDict();
+  const killed = new Map<string, number[]>();
+  for (const g of spec.groups) {
+    const units = Array.from({ length: g.size }, (_, i) => i);
+    for (let i = g.size - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [units[i], units[j]] = [units[j]!, units[i]!];
+    }
+    const dead = units.slice(0, Math.min(g.size, count(g.size))).sort((x, y) => x - y);
+    killed.set(g.name, dead);
+    for (const m of g.members) {
+      if (m.axis !== 0) continue;
+      const t = state.get(m.param)!;
+      const isMatrix = t.rank >= 2 && m.param.endsWith('.weight');
+      const isBias = t.rank === 1 && m.param.endsWith('.bias');
+      if (!isMatrix && !isBias) continue;
+      const values = Float32Array.from(await t.toArray('f32'));
+      const rowSize = t.size / t.shape[0]!;
+      const inner = m.inner ?? 1;
+      for (const u of dead) {
+        for (let p = 0; p < inner; p++) {
+          const row = (m.offset ?? 0) + u * inner + p;
+          for (let k = row * rowSize; k < (row + 1) * rowSize; k++) values[k] = isMatrix ? -Math.abs(values[k]!) : -20;
+        }
+      }
+      E.noGrad(() => {
+        const fresh = E.tensor(values, t.shape);
+        copyInto(t, fresh);
+        fresh.dispose();
+      });
+    }
+  }
+  return killed;
+}

@@ -137,7 +137,7 @@ test('mean matched correlation: the diagonal before, C[i][perm[i]] after', () =>
   assert.ok(Math.abs(meanMatchedCorrelation(c, 3, [1, 0, 2]) - (0.9 + 0.8 + 0.7) / 3) < 1e-12);
 });
 
-test('layer reports: diagonal mean before, matched mean after, dead units counted', () => {
+test('layer reports: diagonal mean before, matched mean after (over all and over signalling pairs), dead units counted', () => {
   const spec: PermutationSpec = {
     architecture: 'toy',
     groups: [{ name: 'g', size: 3, members: [], solveFrom: ['l'] }],
@@ -149,7 +149,8 @@ test('layer reports: diagonal mean before, matched mean after, dead units counte
     { spec, images: 1, matrices: new Map([['l', c]]), stdA: new Map([['l', Float32Array.from([1, 1, 0])]]), stdB: new Map([['l', Float32Array.from([1, 2, 3])]]) },
     new Map([['g', Int32Array.from([1, 0, 2])]]),
   );
-  assert.equal(r, { layer: 'l', group: 'g', units: 3, before: 0.5 / 3, after: 1.25 / 3, deadA: 1, deadB: 0 });
+  // Signalling pairs: (0, 1) and (1, 0); unit 2 of A is dead (and so is its pair).
+  assert.equal(r, { layer: 'l', group: 'g', units: 3, before: 0.5 / 3, after: 1.25 / 3, afterSignalling: 1.25 / 2, signalling: 2, deadA: 1, deadB: 0, deadMatching: 'weights' });
 });
 
 test('accumulating many batches holds GPU memory flat', () => {

@@ -1,16 +1,20 @@
 // `neuralign align` and `neuralign interpolate` in-process through runCli, on tiny checkpoints
 // trained here for one epoch on the synthetic data set (MLP at width 1/16, TinyTen at width 1/4):
 // the aligned checkpoint evaluates like B (a permuted network computes the same function), the
-// report holds permutations and per-layer correlations on train and test, mismatched pairs are
+// report holds permutations and per-layer correlations on train and test, an MLP with dead units
+// and a permuted copy of itself come back exactly (dead units matched by weights), mismatched pairs are
 // refused in one line, and interpolate writes one JSON point per t with the barrier metrics.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadSafetensors } from '../../src/nn/checkpoint/index.js';
+import { disposeStateDict, permuteStateDict, permutationSpec, randomPermutations } from '../../src/align/index.js';
+import { loadSafetensors, saveSafetensors } from '../../src/nn/checkpoint/index.js';
+import { loadModel } from '../../src/nn/checkpoint/model.js';
 import { paperDefaults, runTraining } from '../../src/nn/train-run.js';
-import { setupEngine } from '../helpers.js';
+import { forceDeadUnits } from '../align/models.js';
+import { TEST_SEED, rng, setupEngine } from '../helpers.js';
 import { cli, type Result } from './run-cli.js';
 
 const test = suite('cli align/interpolate');
@@ -39,7 +43,7 @@ test('align: the aligned checkpoint evaluates like B; the report has permutation
   const r = await cli('align', '--a', ckpt('mlp-1'), '--b', ckpt('mlp-2'), '--out', out, '--samples', '150', '--batch-size', '64', '--json', report);
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /on synthetic-train\[0:150\], 150 images; test correlations on synthetic-test, 500 images/);
-  assert.match(r.out, /^layer\s+units\s+train before\s+train after\s+test before\s+test after/m);
+  assert.match(r.out, /^layer\s+units\s+train before\s+train after\s+signalling\s+test before\s+test after\s+signalling\s+dead A\/B\s+dead matched by$/m);
   assert.match(r.out, /^layers\.0\s+32\s/m);
   assert.match(r.out, /^mean\s/m);
 
@@ -51,7 +55,7 @@ test('align: the aligned checkpoint evaluates like B; the report has permutation
   assert.equal(json.layers.map((l: { layer: string; units: number }) => [l.layer, l.units]), [['layers.0', 32], ['layers.2', 32]]);
   for (const l of json.layers) {
     for (const split of ['train', 'test']) {
-      for (const key of ['before', 'after', 'deadA', 'deadB']) assert.type(l[split][key], 'number', `${l.layer} ${split} ${key}`);
+      for (const key of ['before', 'after', 'afterSignalling', 'signalling', 'deadA', 'deadB']) assert.type(l[split][key], 'number', `${l.layer} ${split} ${key}`);
       // The matching maximizes the summed correlation on train, so its mean can only rise there.
       if (split === 'train') assert.ok(l.train.after >= l.train.before, `${l.layer}: after ${l.train.after} < before ${l.train.before}`);
     }
@@ -105,6 +109,58 @@ test("align --method weights: Git Re-Basin weight matching, same report, B's fun
   assert.is(evalAligned.accuracy, evalB.accuracy);
 });
 
+test('align: an MLP with dead units and a permuted copy of it: the copy comes back exactly, dead units included (issue 17)', async () => {
+  // A = the one-epoch MLP with 8 of each layer's 32 units killed (weights -|w|, bias -20: never
+  // active), B = A with every group randomly permuted, both saved as checkpoints.
+  await setupEngine(); // the earlier runCli calls closed the device
+  const { model, raw } = await loadModel(ckpt('mlp-1'));
+  const spec = permutationSpec(model);
+  await forceDeadUnits(model, spec, () => 8, rng(TEST_SEED));
+  const [pathA, pathB] = [join(dir, 'dead-a.safetensors'), join(dir, 'dead-perm-a.safetensors')];
+  await saveSafetensors(pathA, model.stateDict(), raw);
+  const permuted = permuteStateDict(model.stateDict(), spec, randomPermutations(spec, rng(TEST_SEED + 1)));
+  await saveSafetensors(pathB, permuted, raw);
+  disposeStateDict(permuted);
+  model.dispose();
+  const maxDiff = async (x: string, y: string) => {
+    const [fx, fy] = [await loadSafetensors(x), await loadSafetensors(y)];
+    let worst = 0;
+    for (const [name, t] of fx.tensors) {
+      const u = fy.tensors.get(name)!.data;
+      for (let i = 0; i < t.data.length; i++) worst = Math.max(worst, Math.abs(Number(t.data[i]!) - Number(u[i]!)));
+    }
+    return worst;
+  };
+
+  const out = join(dir, 'dead-aligned.safetensors');
+  const report = join(dir, 'dead.json');
+  const r = await cli('align', '--a', pathA, '--b', pathB, '--out', out, '--samples', '150', '--batch-size', '64', '--test-subset', '100', '--json', report);
+  assert.is(r.code, 0, r.err);
+  assert.is(await maxDiff(pathA, out), 0, `max |A - align(perm(A))| (seed ${TEST_SEED})`);
+  assert.match(r.out, /^layer\s+units\s+train before\s+train after\s+signalling\s+test before\s+test after\s+signalling\s+dead A\/B\s+dead matched by$/m);
+  assert.match(r.out, /^layers\.0\s+32\s.*\s(8|9|1\d)\/\1\s+weights, \d+ moved$/m);
+  const json = readJson(report);
+  assert.is(json.deadUnits, 'weights');
+  assert.equal(json.silentUnits.groups.map((g: { group: string }) => g.group), ['layers.0', 'layers.2']);
+  for (const l of json.layers) {
+    assert.ok(l.train.deadA >= 8 && l.train.deadA === l.train.deadB, `${l.layer}: dead ${l.train.deadA}/${l.train.deadB}`);
+    assert.is(l.train.deadMatching, 'weights');
+    assert.is(l.train.signalling, 32 - l.train.deadA);
+    // A dead pair counts 0 in the mean over all units; over signalling pairs the copy correlates ~1.
+    assert.ok(l.train.afterSignalling > 0.999 && l.train.after < 0.8, `${l.layer}: ${l.train.afterSignalling} vs ${l.train.after}`);
+  }
+  assert.ok(json.summary.train.afterSignalling > json.summary.train.after, JSON.stringify(json.summary));
+  assert.is(JSON.parse((await loadSafetensors(out)).metadata.alignment!).deadUnits, 'weights');
+
+  // The paper's behaviour: the dead units are paired however the solver breaks ties.
+  const arbitrary = join(dir, 'dead-arbitrary.safetensors');
+  const q = await cli('align', '--a', pathA, '--b', pathB, '--out', arbitrary, '--samples', '150', '--test-subset', '100', '--dead-units', 'arbitrary', '--json', report);
+  assert.is(q.code, 0, q.err);
+  assert.ok((await maxDiff(pathA, arbitrary)) > 0, `arbitrary dead units differ from A (seed ${TEST_SEED})`);
+  assert.match(q.out, /^layers\.0\s+32\s.*\s+arbitrary$/m);
+  assert.is(readJson(report).deadUnits, 'arbitrary');
+});
+
 test('align: mismatched pairs and bad flags are refused in one line', async () => {
   const r = await cli('align', '--a', ckpt('mlp-1'), '--b', ckpt('tinyten-1'), '--out', join(dir, 'never.safetensors'));
   assert.is(r.code, 1, r.err);
@@ -120,6 +176,7 @@ test('align: mismatched pairs and bad flags are refused in one line', async () =
     [['--a', ckpt('mlp-1'), '--out', 'x'], '--b FILE is required'],
     [['--a', ckpt('mlp-1'), '--b', ckpt('mlp-2'), '--out', 'x', '--method', 'ot'], "--method 'ot' is not one of correlation, weights"],
     [['--a', ckpt('mlp-1'), '--b', ckpt('mlp-2'), '--out', 'x', '--samples', '0'], '--samples needs a positive integer'],
+    [['--a', ckpt('mlp-1'), '--b', ckpt('mlp-2'), '--out', 'x', '--dead-units', 'none'], "--dead-units 'none' is not one of weights, arbitrary"],
   ] as [string[], string][]) {
     const e = await cli('align', ...args);
     assert.is(e.code, 64, e.err);
@@ -128,7 +185,7 @@ test('align: mismatched pairs and bad flags are refused in one line', async () =
   const p = await cli('interpolate', '--a', ckpt('mlp-1'), '--b', ckpt('mlp-2'), '--points', '1');
   assert.is(p.code, 64);
   assert.match(p.err, '--points needs an integer >= 2');
-  for (const [cmd, flags] of [['align', ['--a', '--b', '--out', '--method', '--samples', '--batch-size', '--pre-activation', '--data-dir', '--json']], ['interpolate', ['--points', '--json', '--bn-batches', '--test-subset', '--train-subset', '--no-augment', '--repair']]] as const) {
+  for (const [cmd, flags] of [['align', ['--a', '--b', '--out', '--method', '--samples', '--batch-size', '--dead-units', '--pre-activation', '--data-dir', '--json']], ['interpolate', ['--points', '--json', '--bn-batches', '--test-subset', '--train-subset', '--no-augment', '--repair']]] as const) {
     const help = await cli(cmd, '--help');
     for (const flag of flags) assert.ok(help.out.includes(flag), `${cmd} help mentions ${flag}`);
   }
