@@ -1,5 +1,5 @@
 // The nn layer: modules and layers, the models, optimizer and schedules, data, checkpoints,
-// and the training loop.
+// the training loop, and the PGD attack.
 export * from './module.js';
 export * from './init.js';
 export * from './layers/linear.js';
@@ -17,3 +17,4 @@ export * from './evaluate.js';
 export * from './train.js';
 export * from './train-run.js';
 export * from './update-bn.js';
+export * from './pgd.js';
