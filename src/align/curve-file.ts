@@ -15,6 +15,7 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { type GeneratorState, dropoutGenerators, loadModel, type CheckpointMetadata } from '../nn/checkpoint/model.js';
 import { CheckpointError, loadSafetensors, saveSafetensors, toGpuTensors, type CpuTensor } from '../nn/checkpoint/safetensors.js';
 import { createModel, type ModelConfig, type ModelName } from '../nn/models/index.js';
+import { firstNonFinite } from '../nn/train.js';
 import type { Module, StateDict } from '../nn/module.js';
 import { Curve, CURVE_KINDS, type CurveKind } from './curve.js';
 import { disposeStateDict, permuteStateDict, type Permutations } from './permute.js';
@@ -156,6 +157,12 @@ export function loadBendsFrom(curve: Curve, file: CurveFile, where: string): voi
   }
 }
 
+/** Refuses bends holding NaN or infinity, naming the file and the tensor (as loadModel refuses such endpoints). */
+export async function checkBendsFinite(curve: Curve, where: string): Promise<void> {
+  const bad = await firstNonFinite(curve.bendStateDict());
+  if (bad) throw new CheckpointError(`${where}: tensor '${bad}' holds NaN or infinite values`);
+}
+
 /** Restores the offsets of `model`'s dropout generators from a saved list. */
 export function restoreGenerators(model: Module, saved: readonly GeneratorState[], where: string): void {
   const generators = dropoutGenerators(model);
@@ -258,6 +265,7 @@ export async function openCurve(path: string): Promise<OpenCurve> {
     model.eval();
     curve = new Curve(model, endpoints.a.model.stateDict(), endpoints.stateB, { kind: meta.curve, points: meta.points });
     loadBendsFrom(curve, file, path);
+    await checkBendsFinite(curve, path);
     return { path, meta, curve, endpoints, model };
   } catch (e) {
     curve?.dispose();

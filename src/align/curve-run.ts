@@ -17,24 +17,23 @@
 //
 // Everything random is a function of the seed: the loader's order and augmentation, the t of each
 // step (curveT), the random bend initialization; so --resume continues bit for bit.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { appendFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor, clone, keep, noGrad, withL2Gradient } from '../engine/index.js';
 import { writeFileAtomic } from '../nn/checkpoint/atomic.js';
-import { generatorStates, optimizerFile, loadOptimizerState, removeOptimizerFiles } from '../nn/checkpoint/model.js';
-import { saveSafetensors } from '../nn/checkpoint/safetensors.js';
+import { generatorStates } from '../nn/checkpoint/model.js';
 import { CIFAR_AUGMENT, DataLoader, firstImages, loadDataset, type ImageDataset } from '../nn/data/index.js';
 import { deriveSeed, hash, unit } from '../nn/data/random.js';
 import { createModel } from '../nn/models/index.js';
 import type { Module } from '../nn/module.js';
 import { SGD } from '../nn/optim.js';
+import { RunFolder } from '../nn/run-folder.js';
 import { lossAndLogits, trainLoop, type EpochLog, type Objective, type StepProgress } from '../nn/train.js';
-import { makeSchedule, resumeOptions, truncateLog, type ScheduleName } from '../nn/train-run.js';
+import { makeSchedule, resumeOptions, type ScheduleName } from '../nn/train-run.js';
 import { alignModels, type LayerReport } from './align.js';
 import { Curve, CURVE_KINDS, type CurveKind } from './curve.js';
 import {
-  CURVE_FILE, disposeEndpoints, endpointPath, loadBendsFrom, loadEndpoints, permutationsFromJson, permutationsToJson, readCurveFile, restoreGenerators, saveCurve,
+  CURVE_FILE, checkBendsFinite, disposeEndpoints, endpointPath, loadBendsFrom, loadEndpoints, permutationsFromJson, permutationsToJson, readCurveFile, restoreGenerators, saveCurve,
   type CurveMetadata, type CurvePermutation, type Endpoints,
 } from './curve-file.js';
 import { ProximalSGD } from './pam.js';
@@ -132,6 +131,8 @@ export interface AlignmentRecord {
 }
 
 export interface CurveRunHooks {
+  /** What opening the folder did on its own (a stale lock taken over, a log without curve cleared). */
+  onMessage?: (line: string) => void;
   onStart?: (info: { parameters: number; trainImages: number; startEpoch: number; options: CurveTrainingOptions; permuted: boolean }) => void;
   onAlign?: (record: AlignmentRecord, reused: boolean) => void;
   /** PAM's phases (P-step, rounding) before the curve's own training, the phi-step. */
@@ -188,18 +189,29 @@ export async function runCurveTraining(
   b: string,
   given: Partial<CurveTrainingOptions>,
   out: string,
-  opts: { resume?: boolean; readEvery?: number; hooks?: CurveRunHooks } = {},
+  opts: { resume?: boolean; readEvery?: number; hooks?: CurveRunHooks; stop?: AbortSignal } = {},
 ): Promise<CurveRunResult> {
+  // The folder first (run-folder.ts): an unwritable --out or a second writer fails before any work.
+  const folder = await RunFolder.open(out, { main: CURVE_FILE, what: 'a curve', resume: !!opts.resume, onMessage: opts.hooks?.onMessage });
+  try {
+    return await trainCurveIn(folder, a, b, given, opts);
+  } finally {
+    folder.close();
+  }
+}
+
+async function trainCurveIn(folder: RunFolder, a: string, b: string, given: Partial<CurveTrainingOptions>, opts: Parameters<typeof runCurveTraining>[4] & {}): Promise<CurveRunResult> {
   const hooks = opts.hooks ?? {};
-  const curvePath = join(out, CURVE_FILE);
+  const out = folder.dir;
+  const curvePath = folder.mainPath;
   let saved: Awaited<ReturnType<typeof readCurveFile>> | null = null;
   // A PAM run killed before its curve file existed resumes from its P-step files.
   const pamSaved = existsSync(curvePath) ? null : await savedPamOptions(out);
   if (opts.resume) {
     if (existsSync(curvePath)) saved = await readCurveFile(curvePath);
     else if (!pamSaved) throw new Error(`${out}: no ${CURVE_FILE} to resume from`);
-  } else if (existsSync(curvePath) || pamSaved) {
-    throw new Error(`${out} already holds a ${existsSync(curvePath) ? 'curve' : 'PAM run'}; pass --resume to continue it, or choose another --out`);
+  } else if (pamSaved) {
+    throw new Error(`${out} already holds a PAM run; pass --resume to continue it, or choose another --out`);
   }
   // The permutation is part of the curve: on resume it comes from the curve file.
   let pair = await loadEndpoints(a, b, null, saved ? { a: saved.meta.endpoints.a.sha256, b: saved.meta.endpoints.b.sha256 } : undefined);
@@ -226,8 +238,6 @@ export async function runCurveTraining(
     if (train.shape[1] !== pair.a.meta.config.inChannels || train.classes !== pair.a.meta.config.numClasses) {
       throw new Error(`${train.name} does not fit the endpoints' ${pair.a.meta.model} (${pair.a.meta.config.inChannels} channels, ${pair.a.meta.config.numClasses} classes)`);
     }
-    mkdirSync(out, { recursive: true });
-
     let permutation: CurvePermutation | null;
     if (saved) permutation = saved.meta.permutation;
     else if (pam) {
@@ -235,7 +245,7 @@ export async function runCurveTraining(
       const initial = options.align === 'pam-aligned' ? ((await alignmentFor('correlation', pair, train, options, out, hooks))?.permutation ?? null) : null;
       const start = initial ? await loadEndpoints(a, b, permutationsFromJson(initial)) : pair;
       try {
-        const record = await runPamPermutation({ method: options.align as PamMethod, pair: start, initial, train, options, out, readEvery: opts.readEvery, hooks: hooks.pam });
+        const record = await runPamPermutation({ method: options.align as PamMethod, pair: start, initial, train, options, out, readEvery: opts.readEvery, hooks: hooks.pam, stop: opts.stop });
         permutation = record.permutation;
       } finally {
         if (start !== pair) disposeEndpoints(start);
@@ -266,11 +276,12 @@ export async function runCurveTraining(
     if (saved) {
       startEpoch = saved.meta.epoch;
       loadBendsFrom(curve, saved, curvePath);
+      await checkBendsFinite(curve, curvePath);
       restoreGenerators(model, saved.meta.generators, curvePath);
-      await loadOptimizerState(out, startEpoch, optimizer);
-      await removeOptimizerFiles(out, (e) => e > startEpoch);
-      await truncateLog(join(out, 'log.jsonl'), startEpoch);
     }
+    // A PAM run resumed before its curve file existed starts the phi-step at epoch 0: a log line
+    // or optimizer file of a phi-epoch that was never saved goes.
+    if (opts.resume) await folder.resumeFrom(startEpoch, optimizer);
     const loader = new DataLoader(train, { batchSize: options.batchSize, shuffle: true, augment: options.augment ? CIFAR_AUGMENT : null, seed: options.seed });
     hooks.onStart?.({ parameters: curve.parameters().reduce((n, t) => n + t.size, 0), trainImages: train.shape[0], startEpoch, options, permuted: !!permutation });
 
@@ -291,11 +302,11 @@ export async function runCurveTraining(
       epochs: options.epochs,
       startEpoch,
       readEvery: opts.readEvery,
+      stop: opts.stop,
       objective: curveObjective(m, c, options.weightDecay, options.seed),
       watch: () => c.bendStateDict(),
       onProgress: hooks.onProgress,
       onEpochEnd: async (log) => {
-        await appendFile(join(out, 'log.jsonl'), `${JSON.stringify(log)}\n`);
         const { dataDir: _d, ...recipe } = options;
         const meta: CurveMetadata = {
           curve: c.kind,
@@ -310,10 +321,8 @@ export async function runCurveTraining(
           generators: generatorStates(m),
           metrics: { train_loss: log.train_loss, train_acc: log.train_acc, lr: log.lr, seconds: log.seconds },
         };
-        // The companion first, then the curve file, then older companions (checkpoint/model.ts).
-        await saveSafetensors(join(out, optimizerFile(log.epoch)), opt.stateDict(), { format: 'pt', epoch: String(log.epoch) });
-        await saveCurve(curvePath, c, meta);
-        await removeOptimizerFiles(out, (e) => e !== log.epoch);
+        // The log line, the companion, then the curve file, then older companions (run-folder.ts).
+        await folder.saveEpoch(log, opt, (path) => saveCurve(path, c, meta));
         epoch = log.epoch;
         hooks.onEpochEnd?.(log);
       },

@@ -34,7 +34,7 @@ import { deriveSeed, hash, unit } from '../nn/data/random.js';
 import { batchTotals } from '../nn/evaluate.js';
 import { createModel } from '../nn/models/index.js';
 import { copyInto, type Module } from '../nn/module.js';
-import { lossAndLogits, trainLoop, type StepProgress } from '../nn/train.js';
+import { RunStoppedError, lossAndLogits, throwIfStopped, trainLoop, type StepProgress } from '../nn/train.js';
 import { makeSchedule } from '../nn/train-run.js';
 import { curveParameterNames } from './curve.js';
 import { permutationsToJson, type CurvePermutation, type Endpoints } from './curve-file.js';
@@ -150,6 +150,8 @@ export async function runPamPermutation(args: {
   out: string;
   readEvery?: number;
   hooks?: PamHooks;
+  /** Aborted to stop at the next safe point (a step of the P-step, a rounding candidate). */
+  stop?: AbortSignal;
 }): Promise<PamRecord> {
   const { method, pair, initial, train, out } = args;
   const options = { ...args.options, ...Object.fromEntries(Object.entries(PAM_DEFAULTS).map(([k, v]) => [k, args.options[k as keyof typeof PAM_DEFAULTS] ?? v])) } as CurveTrainingOptions & typeof PAM_DEFAULTS;
@@ -205,7 +207,7 @@ export async function runPamPermutation(args: {
     hooks.onPhase?.('P-step', { startEpoch, epochs: options.pamPEpochs, groups: groups.map((g) => g.name) });
     const pStarted = performance.now();
     const previousSeconds = pLog.reduce((s, l) => s + l.seconds, 0);
-    await trainLoop({
+    const pStep = trainLoop({
       model,
       optimizer,
       schedule: makeSchedule(options.schedule, pLr, options.pamPEpochs),
@@ -213,6 +215,7 @@ export async function runPamPermutation(args: {
       epochs: options.pamPEpochs,
       startEpoch,
       readEvery: args.readEvery,
+      stop: args.stop,
       objective: ({ x, y }, epoch, step) => model.withParameters(pamWeightsAt(parts, perms, unit(hash(deriveSeed(tSeed, epoch), step))), () => lossAndLogits(model, x, y)),
       watch: () => perms,
       onProgress: hooks.onProgress,
@@ -227,6 +230,9 @@ export async function runPamPermutation(args: {
         });
         hooks.onPEpochEnd?.(entry);
       },
+    });
+    await pStep.catch((e) => {
+      throw e instanceof RunStoppedError ? new RunStoppedError(e.signal, `the PAM P-step's ${e.where}`, e.epoch) : e;
     });
     const pSeconds = previousSeconds + (performance.now() - pStarted) / 1000;
 
@@ -260,6 +266,8 @@ export async function runPamPermutation(args: {
     const keys = candidates.map((c) => groups.map((g) => c.get(g.name)!.join(',')).join(';'));
     let chosen = 0;
     for (let i = 0; i < candidates.length; i++) {
+      // Rounding keeps nothing on disk until pam.json: a stop here redoes it on resume.
+      throwIfStopped(args.stop, () => `PAM rounding, candidate ${i + 1} of ${candidates.length}`, 1);
       const first = keys.indexOf(keys[i]!);
       const result = first < i ? { loss: scored[first]!.loss, accuracy: scored[first]!.accuracy } : await candidateLoss(model, parts, candidates[i]!, scoring);
       const c: PamCandidate = { source: sources[i]!, ...result, sameAs: first < i ? first : null };

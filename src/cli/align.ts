@@ -13,15 +13,18 @@ import {
   type AlignResult, type DeadUnitMethod, type LayerReport, type Permutations,
 } from '../align/index.js';
 import { weightMatching } from '../align/weight-matching.js';
+import { unlink } from 'node:fs/promises';
 import { saveSafetensors } from '../nn/checkpoint/safetensors.js';
 import { DataLoader, firstImages, subset } from '../nn/data/index.js';
 import type { StateDict } from '../nn/module.js';
 import { UsageError, positiveInteger, type FlagSpec, type Flags } from './args.js';
 import { checkSamePair, checkpointData, describeCheckpoint, openCheckpoint, type OpenCheckpoint } from './checkpoints.js';
 import { defineCommand } from './command.js';
-import { writeJson } from './output.js';
+import { claimOutputs, writeJson } from './output.js';
 
 export const ALIGN_METHODS = ['correlation', 'weights'] as const;
+/** Fewest alignment images accepted: with fewer, every unit's correlation is noise. */
+const MIN_ALIGN_SAMPLES = 10;
 
 const spec = {
   a: { type: 'string', help: 'reference checkpoint A (required)' },
@@ -82,6 +85,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
   const method = flags.method;
   if (!ALIGN_METHODS.includes(method as never)) throw new UsageError(`--method '${method}' is not one of ${ALIGN_METHODS.join(', ')}`);
   const samples = positiveInteger(flags.samples, 'samples')!;
+  if (samples < MIN_ALIGN_SAMPLES) throw new UsageError(`--samples needs at least ${MIN_ALIGN_SAMPLES} images (a correlation from fewer is noise: every unit looks silent), got ${samples}`);
   const batchSize = positiveInteger(flags['batch-size'], 'batch-size')!;
   const testSubset = positiveInteger(flags['test-subset'], 'test-subset');
   const preActivation = flags['pre-activation'];
@@ -90,13 +94,19 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
   // Weight matching matches every unit by its weights, silent ones included.
   const deadMatching: DeadUnitMethod = method === 'correlation' ? deadUnits : 'weights';
 
+  // Before any work: --out and --json can be written, and no other command is writing --out.
+  const release = claimOutputs({ '--out': flags.out, '--json': flags.json }, ['--out']);
   const start = performance.now();
-  const a = await openCheckpoint(flags.a!);
+  const a = await openCheckpoint(flags.a!).catch((e) => {
+    release();
+    throw e;
+  });
   let b: OpenCheckpoint | null = null;
   try {
     b = await openCheckpoint(flags.b!);
     checkSamePair(a, b, 'align');
     const train = checkpointData(a.meta, 'train', flags['data-dir']);
+    if (samples > train.shape[0]) console.error(`--samples ${samples}: ${train.name} has ${train.shape[0]} images; aligning on all of them`);
     const alignSet = subset(train, 0, Math.min(samples, train.shape[0]));
     const test = firstImages(checkpointData(a.meta, 'test', flags['data-dir']), testSubset, 'test-subset');
 
@@ -167,6 +177,9 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
           permutations: perms,
           ...details,
           seconds: (performance.now() - start) / 1000,
+        }).catch(async (e) => {
+          await unlink(flags.out!).catch(() => undefined);
+          throw new Error(`--json ${(e as Error).message}; ${flags.out} removed again`);
         });
         console.log(`wrote ${flags.json}`);
       }
@@ -177,6 +190,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
   } finally {
     a.model.dispose();
     b?.model.dispose();
+    release();
   }
 }
 

@@ -27,6 +27,10 @@ export function parseArgs<S extends FlagSpec>(argv: readonly string[], spec: S):
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
+    if (arg === '-h' && spec.help) {
+      flags.help = true; // the short form everyone tries first
+      continue;
+    }
     if (!arg.startsWith('--')) {
       positionals.push(arg);
       continue;

@@ -1,14 +1,19 @@
 // `neuralign curve`: trains a curve between two endpoint checkpoints (src/align/curve-run.ts):
 // flags -> CurveTrainingOptions (the paper's curve recipe for what is not given), progress as
 // `train` shows it, the curve file and its per-epoch checkpoint pair in --out, exact --resume.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { runtime } from '../engine/index.js';
+import { CURVE_FILE } from '../align/curve-file.js';
+import { PAM_P_FILE, PAM_RECORD_FILE } from '../align/pam-run.js';
 import { CURVE_KINDS } from '../align/curve.js';
 import { CURVE_ALIGN_METHODS, runCurveTraining, type CurveTrainingOptions } from '../align/curve-run.js';
-import { TrainingDivergedError } from '../nn/train.js';
+import { RunStoppedError, TrainingDivergedError } from '../nn/train.js';
 import { SCHEDULE_NAMES } from '../nn/train-run.js';
 import { UsageError, choice, nonNegative, positiveInteger, type FlagSpec, type Flags } from './args.js';
 import { defineCommand } from './command.js';
 import { ProgressReporter, formatDuration } from './progress.js';
+import { stopSignal } from './signals.js';
 
 // Recipe flags have no parser default: absent means the paper's value for a new curve and the
 // curve file's value for --resume.
@@ -86,7 +91,9 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     result = await runCurveTraining(flags.a!, flags.b!, given, flags.out!, {
       resume: flags.resume,
       readEvery: logEvery,
+      stop: stopSignal(),
       hooks: {
+        onMessage: (line) => console.error(line),
         onAlign: (r, reused) =>
           console.error(
             reused
@@ -96,6 +103,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
         onStart: (s) => {
           const o = s.options;
           epochs = o.epochs;
+          if (s.startEpoch >= o.epochs) return; // nothing to do: said once the run returns
           console.error(
             `${s.startEpoch > 0 ? `resuming at epoch ${s.startEpoch + 1}: ` : ''}${o.curve} curve with ${o.points} control points (${s.parameters.toLocaleString('en-US')} trainable) ` +
               `from ${flags.a} to ${s.permuted ? `P(${flags.b}) (${o.align})` : flags.b}; ${s.trainImages} train images, batch ${o.batchSize}, ${o.epochs} epochs, ` +
@@ -135,6 +143,14 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     if (e instanceof TrainingDivergedError) {
       const saved = e.epoch - 1;
       throw new Error(`${e.message}; ${saved > 0 ? `the curve of epoch ${saved} in ${flags.out} is kept` : 'no curve was written'}`);
+    }
+    if (e instanceof RunStoppedError) {
+      // What is on disk (alignment, PAM's P-step epochs, curve epochs) is kept and reused by --resume.
+      const resumable = [CURVE_FILE, PAM_P_FILE, PAM_RECORD_FILE].some((f) => existsSync(join(flags.out!, f)));
+      const how = resumable
+        ? `what ${flags.out} holds is kept: continue with: neuralign curve --a ${flags.a} --b ${flags.b} --out ${flags.out} --resume`
+        : 'no curve was written; rerun the same command to start again';
+      throw new RunStoppedError(e.signal, `${e.where}; ${how}`, e.epoch);
     }
     throw e;
   }

@@ -6,7 +6,7 @@ import {
   Tensor, add, backward, crossEntropy, init, keep, manualSeed, matmul, mulScalar,
   noGrad, randn, relu, runtime, sub, tensor, tidy, tuneMatmul,
 } from '../engine/index.js';
-import type { FlagSpec, Flags } from './args.js';
+import { UsageError, positiveInteger, type FlagSpec, type Flags } from './args.js';
 import { correctCount } from '../nn/evaluate.js';
 import { defineCommand } from './command.js';
 import { alignDemo, fashionMnistAvailable } from './demo-align.js';
@@ -62,6 +62,9 @@ async function checkMatmul(): Promise<number> {
 }
 
 async function run(flags: Flags<typeof spec>): Promise<number> {
+  positiveInteger(flags.steps, 'steps');
+  positiveInteger(flags.epochs, 'epochs');
+  if (!(Number.isInteger(flags.points) && flags.points >= 2)) throw new UsageError(`--points needs an integer >= 2, got ${flags.points}`);
   const started = performance.now();
   await init();
   const rt = runtime();
@@ -126,7 +129,10 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
   const stats = rt.pool.getStats();
   console.log(`mlp accuracy on the spirals: ${(accuracy * 100).toFixed(1)}%, loss ${first.toFixed(3)} -> ${last.toFixed(3)}`);
   console.log(`pool: peak ${(stats.peakAllocated / 1024).toFixed(0)} KiB allocated, ${stats.creations} buffers created; ${rt.stream.dispatchCount} dispatches in ${rt.stream.submitCount} submits`);
-  if (!(last < first * 0.5)) return 1;
+  if (!(last < first * 0.5)) {
+    console.error(`demo: the MLP's loss went from ${first.toFixed(4)} to ${last.toFixed(4)} in ${flags.steps} steps, not below half: the engine does not train as it should`);
+    return 1;
+  }
   let status = 0;
   if (flags['no-align']) console.log('alignment stage skipped (--no-align)');
   else if (!fashionMnistAvailable()) console.log(`alignment stage skipped: Fashion-MNIST not found (Debian: apt-get install dataset-fashion-mnist)`);

@@ -11,7 +11,7 @@ import { CIFAR_AUGMENT, DataLoader, firstImages } from '../nn/data/index.js';
 import { UsageError, positiveInteger, type FlagSpec, type Flags } from './args.js';
 import { checkpointData } from './checkpoints.js';
 import { defineCommand } from './command.js';
-import { writeJson } from './output.js';
+import { claimOutputs, writeJson } from './output.js';
 
 const spec = {
   curve: { type: 'string', help: 'a curve file written by `neuralign curve` (DIR/curve.safetensors; required)' },
@@ -54,6 +54,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
   const batchFlag = positiveInteger(flags['batch-size'], 'batch-size');
   const repairSamples = positiveInteger(flags['repair-samples'], 'repair-samples')!;
 
+  claimOutputs({ '--json': flags.json }); // can be written, checked before the work
   const start = performance.now();
   const opened = await openCurve(flags.curve);
   const extra: { dispose(): void }[] = [];

@@ -12,7 +12,7 @@ import { paperDefaults } from '../nn/train-run.js';
 import { UsageError, positiveInteger, type FlagSpec, type Flags } from './args.js';
 import { checkSamePair, checkpointData, openCheckpoint, type OpenCheckpoint } from './checkpoints.js';
 import { defineCommand } from './command.js';
-import { writeJson } from './output.js';
+import { claimOutputs, writeJson } from './output.js';
 
 const spec = {
   a: { type: 'string', help: 'checkpoint at t = 0 (required)' },
@@ -58,6 +58,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
   const bnReset = !flags['no-bn-reset'] && !repair;
   const repairSamples = positiveInteger(flags['repair-samples'], 'repair-samples')!;
 
+  claimOutputs({ '--json': flags.json }); // can be written, checked before the work
   const start = performance.now();
   const opened: OpenCheckpoint[] = [];
   try {

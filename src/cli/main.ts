@@ -1,5 +1,6 @@
 // Command dispatch, help, and the one place errors become a one-line message and an exit code:
-// 0 success, 1 failure, 2 no usable WebGPU adapter, 64 bad usage.
+// 0 success, 1 failure, 2 no usable WebGPU adapter, 64 bad usage, 130 / 143 stopped by SIGINT /
+// SIGTERM (signals.ts).
 import { NoAdapterError, shutdown } from '../engine/index.js';
 import { align } from './align.js';
 import { UsageError } from './args.js';
@@ -11,6 +12,8 @@ import { evalCurve } from './eval-curve.js';
 import { evalCommand } from './eval.js';
 import { info } from './info.js';
 import { interpolate } from './interpolate.js';
+import { RunStoppedError } from '../nn/train.js';
+import { SIGNAL_EXIT_CODES, installStopHandlers, type StopSignalName } from './signals.js';
 import { plane } from './plane.js';
 import { reproduce } from './reproduce.js';
 import { train } from './train.js';
@@ -50,7 +53,9 @@ function usage(): string {
 }
 
 export async function runCli(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  let [name, ...rest] = argv;
+  // `neuralign help train` is `neuralign train --help`.
+  if (name === 'help' && rest.length) [name, ...rest] = [rest[0]!, '--help'];
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage());
     return name ? 0 : 64;
@@ -60,6 +65,7 @@ export async function runCli(argv: string[]): Promise<number> {
     console.error(`neuralign: unknown command '${name}'\n\n${usage()}`);
     return 64;
   }
+  const removeStopHandlers = installStopHandlers();
   try {
     return await command.run(rest);
   } catch (e) {
@@ -70,8 +76,10 @@ export async function runCli(argv: string[]): Promise<number> {
       return 64;
     }
     console.error(`neuralign ${name}: ${err.message}`);
+    if (err instanceof RunStoppedError) return SIGNAL_EXIT_CODES[err.signal as StopSignalName] ?? 1;
     return err instanceof NoAdapterError ? 2 : 1;
   } finally {
+    removeStopHandlers();
     await shutdown().catch(() => undefined);
   }
 }

@@ -10,7 +10,7 @@ import { paperDefaults } from '../nn/train-run.js';
 import { UsageError, positiveInteger, type FlagSpec, type Flags } from './args.js';
 import { checkpointData } from './checkpoints.js';
 import { defineCommand } from './command.js';
-import { writeJson } from './output.js';
+import { claimOutputs, writeJson } from './output.js';
 
 const spec = {
   curve: { type: 'string', help: 'the curve file, DIR/curve.safetensors from `neuralign curve` (required)' },
@@ -43,6 +43,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
   const testSubset = positiveInteger(flags['test-subset'], 'test-subset');
   const batchFlag = positiveInteger(flags['batch-size'], 'batch-size');
 
+  claimOutputs({ '--json': flags.json }); // can be written, checked before the work
   const start = performance.now();
   const opened = await openCurve(flags.curve);
   try {

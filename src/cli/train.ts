@@ -4,11 +4,12 @@
 import { runtime } from '../engine/index.js';
 import { DATASET_NAMES } from '../nn/data/index.js';
 import { MODEL_NAMES, type ModelName } from '../nn/models/index.js';
-import { TrainingDivergedError } from '../nn/train.js';
+import { RunStoppedError, TrainingDivergedError } from '../nn/train.js';
 import { SCHEDULE_NAMES, paperDefaults, resumeOptions, runTraining, savedOptions, type ScheduleName, type TrainingOptions } from '../nn/train-run.js';
 import { UsageError, choice, nonNegative, positiveInteger, type FlagSpec, type Flags } from './args.js';
 import { defineCommand } from './command.js';
 import { ProgressReporter } from './progress.js';
+import { stopSignal } from './signals.js';
 
 // Recipe flags have no parser default: an absent flag means "the paper's default" for a new run
 // and "the checkpoint's value" for --resume.
@@ -78,9 +79,12 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
       resume: flags.resume,
       readEvery: logEvery,
       recomputeBn: flags['recompute-bn'],
+      stop: stopSignal(),
       hooks: {
+        onMessage: (line) => console.error(line),
         onStart: (s) => {
           const o = s.options;
+          if (s.startEpoch >= o.epochs) return; // nothing to do: said once the run returns
           const rt = runtime();
           console.error(
             `${s.startEpoch > 0 ? `resuming at epoch ${s.startEpoch + 1}: ` : ''}${o.model} (${s.parameters.toLocaleString('en-US')} parameters) on ${o.dataset}: ` +
@@ -99,6 +103,13 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
       const saved = e.epoch - 1;
       const kept = saved > 0 ? `the checkpoint of epoch ${saved} in ${flags.out} is kept` : 'no checkpoint was written';
       throw new Error(`${e.message}; ${kept}`);
+    }
+    if (e instanceof RunStoppedError) {
+      const saved = e.epoch - 1;
+      const how = saved > 0
+        ? `${flags.out} holds the checkpoint of epoch ${saved}; continue with: neuralign train --resume --out ${flags.out}`
+        : `no checkpoint was written; rerun the same command to start again`;
+      throw new RunStoppedError(e.signal, `${e.where}; ${how}`, e.epoch);
     }
     throw e;
   }

@@ -6,22 +6,21 @@
 //   DIR/optimizer-epoch{E}.safetensors  momentum buffers of the same epoch
 //   DIR/log.jsonl                       one EpochLog per line
 //
-// After epoch E the log line is appended first, then the training state is saved; a resume from
-// epoch E drops log lines past E, so a run killed between the two leaves a consistent folder.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { appendFile } from 'node:fs/promises';
+// The folder's rules (its lock, the order of the writes, what a resume or a rerun after a kill
+// finds and drops) are RunFolder's (run-folder.ts), shared with curve training.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { init, tuneMatmul } from '../engine/index.js';
-import { writeFileAtomic } from './checkpoint/atomic.js';
 import { CheckpointError } from './checkpoint/safetensors.js';
 import {
-  CHECKPOINT_FILE, generatorStates, loadInto, saveModel, loadOptimizerState, readCheckpoint, removeOptimizerFiles, saveTrainingState,
+  CHECKPOINT_FILE, checkFinite, generatorStates, loadInto, saveModel, readCheckpoint,
   type CheckpointFile, type CheckpointMetadata,
 } from './checkpoint/model.js';
 import { CIFAR_AUGMENT, DataLoader, firstImages, loadDataset } from './data/index.js';
 import { createModel, type ModelName } from './models/index.js';
 import { SGD, cosineSchedule, garipovSchedule, stepSchedule, tatroSchedule, type LrSchedule } from './optim.js';
 import { evaluate } from './evaluate.js';
+import { LOG_FILE, RunFolder } from './run-folder.js';
 import { trainLoop, type EpochLog, type StepProgress } from './train.js';
 import { batchNormLayers, recomputeBatchNorm } from './update-bn.js';
 
@@ -110,7 +109,10 @@ export function resumeOptions<T extends { schedule: ScheduleName; epochs: number
 /** The training options stored in DIR's checkpoint. */
 export async function savedOptions(dir: string): Promise<{ options: TrainingOptions; file: CheckpointFile }> {
   const path = join(dir, CHECKPOINT_FILE);
-  if (!existsSync(path)) throw new Error(`${dir}: no ${CHECKPOINT_FILE} to resume from`);
+  if (!existsSync(path)) {
+    const why = existsSync(join(dir, LOG_FILE)) ? ` (the run stopped before its first epoch was saved: rerun without --resume to start again)` : '';
+    throw new Error(`${dir}: no ${CHECKPOINT_FILE} to resume from${why}`);
+  }
   const file = await readCheckpoint(path);
   const training = file.meta.training;
   const types: Record<string, string> = { model: 'string', dataset: 'string', schedule: 'string', nesterov: 'boolean', augment: 'boolean' };
@@ -123,6 +125,8 @@ export async function savedOptions(dir: string): Promise<{ options: TrainingOpti
 }
 
 export interface RunHooks {
+  /** What opening the folder did on its own (a stale lock taken over, a log without checkpoint cleared). */
+  onMessage?: (line: string) => void;
   onStart?: (info: { parameters: number; trainImages: number; testImages: number; startEpoch: number; options: TrainingOptions }) => void;
   onProgress?: (p: StepProgress) => void;
   onEpochEnd?: (log: EpochLog) => void;
@@ -141,23 +145,36 @@ export interface RunResult {
  * Trains per `options` into folder `out`. With `resume`, continues from out's checkpoint (options
  * must be resumeOptions of the saved ones); without, `out` must not hold a checkpoint yet.
  */
-export async function runTraining(options: TrainingOptions, out: string, opts: { resume?: boolean; readEvery?: number; hooks?: RunHooks; recomputeBn?: boolean } = {}): Promise<RunResult> {
+export async function runTraining(
+  options: TrainingOptions,
+  out: string,
+  opts: { resume?: boolean; readEvery?: number; hooks?: RunHooks; recomputeBn?: boolean; stop?: AbortSignal } = {},
+): Promise<RunResult> {
   const hooks = opts.hooks ?? {};
-  const checkpointPath = join(out, CHECKPOINT_FILE);
+  // The folder first: an unwritable --out or a second writer fails before any work.
+  const folder = await RunFolder.open(out, { main: CHECKPOINT_FILE, what: 'a checkpoint', resume: !!opts.resume, onMessage: hooks.onMessage });
+  try {
+    return await trainIn(folder, options, opts);
+  } finally {
+    folder.close();
+  }
+}
+
+async function trainIn(folder: RunFolder, options: TrainingOptions, opts: Parameters<typeof runTraining>[2] & {}): Promise<RunResult> {
+  const hooks = opts.hooks ?? {};
+  const out = folder.dir;
+  const checkpointPath = folder.mainPath;
   let resumeFrom: CheckpointFile | null = null;
   if (opts.resume) {
     const { options: saved, file } = await savedOptions(out);
     options = resumeOptions(saved, options); // throws when the recipe differs
     resumeFrom = file;
-  } else if (existsSync(checkpointPath)) {
-    throw new Error(`${out} already holds a checkpoint; pass --resume to continue it, or choose another --out`);
   }
 
   const trainSet = firstImages(loadDataset(options.dataset, 'train', options.dataDir), options.trainSubset, 'train-subset');
   const testSet = firstImages(loadDataset(options.dataset, 'test', options.dataDir), options.testSubset, 'test-subset');
   await init();
   await tuneMatmul(); // pick the fastest matmul kernel for this adapter (0.3 s on llvmpipe)
-  mkdirSync(out, { recursive: true });
 
   const config = { inChannels: trainSet.shape[1], numClasses: trainSet.classes, width: options.width, seed: options.seed };
   const model = createModel(options.model, config);
@@ -172,9 +189,8 @@ export async function runTraining(options: TrainingOptions, out: string, opts: {
     if (resumeFrom) {
       startEpoch = resumeFrom.meta.epoch;
       loadInto(model, resumeFrom, checkpointPath);
-      await loadOptimizerState(out, startEpoch, optimizer);
-      await removeOptimizerFiles(out, (e) => e > startEpoch);
-      await truncateLog(join(out, 'log.jsonl'), startEpoch);
+      await checkFinite(model, checkpointPath);
+      await folder.resumeFrom(startEpoch, optimizer);
     }
     const train = new DataLoader(trainSet, { batchSize: options.batchSize, shuffle: true, augment: options.augment ? CIFAR_AUGMENT : null, seed: options.seed });
     const test = new DataLoader(testSet, { batchSize: options.batchSize });
@@ -190,9 +206,9 @@ export async function runTraining(options: TrainingOptions, out: string, opts: {
       epochs: options.epochs,
       startEpoch,
       readEvery: opts.readEvery,
+      stop: opts.stop,
       onProgress: hooks.onProgress,
       onEpochEnd: async (log) => {
-        await appendFile(join(out, 'log.jsonl'), `${JSON.stringify(log)}\n`);
         const meta: CheckpointMetadata = {
           model: options.model,
           config,
@@ -203,7 +219,7 @@ export async function runTraining(options: TrainingOptions, out: string, opts: {
           generators: generatorStates(model),
           metrics: { ...log },
         };
-        await saveTrainingState(out, model, optimizer, meta);
+        await folder.saveEpoch(log, optimizer, (path) => saveModel(path, model, meta));
         lastMeta = meta;
         epoch = log.epoch;
         hooks.onEpochEnd?.(log);
@@ -227,18 +243,4 @@ export async function runTraining(options: TrainingOptions, out: string, opts: {
     optimizer.dispose();
     model.dispose();
   }
-}
-
-/** Keeps the lines of log.jsonl up to epoch `epoch` (a killed run may have logged one more). */
-export async function truncateLog(path: string, epoch: number): Promise<void> {
-  if (!existsSync(path)) return;
-  const lines = readFileSync(path, 'utf8').split('\n').filter((line) => {
-    if (!line.trim()) return false;
-    try {
-      return (JSON.parse(line) as EpochLog).epoch <= epoch;
-    } catch {
-      return false; // a line cut short by a kill
-    }
-  });
-  await writeFileAtomic(path, [new TextEncoder().encode(lines.map((l) => `${l}\n`).join(''))]);
 }

@@ -61,6 +61,27 @@ export class TrainingDivergedError extends Error {
   }
 }
 
+/**
+ * The run was asked to stop (SIGINT, SIGTERM: src/cli/signals.ts) and stopped at a safe point:
+ * between two steps, or after an epoch's checkpoint was written. `where` says where ("epoch 3,
+ * step 4 of 6"); `epoch` is the epoch it was in, so epoch - 1 is the last one saved.
+ */
+export class RunStoppedError extends Error {
+  override name = 'RunStoppedError';
+  constructor(
+    readonly signal: string,
+    readonly where: string,
+    readonly epoch: number,
+  ) {
+    super(`stopped by ${signal} at ${where}`);
+  }
+}
+
+/** Throws RunStoppedError when `stop` was aborted (its reason is the signal's name). */
+export function throwIfStopped(stop: AbortSignal | undefined, where: () => string, epoch: number): void {
+  if (stop?.aborted) throw new RunStoppedError(String(stop.reason), where(), epoch);
+}
+
 export interface LoopOptions {
   model: Module;
   optimizer: SGD;
@@ -85,6 +106,8 @@ export interface LoopOptions {
   objective?: Objective;
   /** The tensors checked for NaN after every epoch (default: the model's state dict). */
   watch?: () => ReadonlyMap<string, Tensor>;
+  /** Aborted when the run should stop: checked before every step (RunStoppedError). */
+  stop?: AbortSignal;
 }
 
 /** A step's loss to minimize, the logits that score accuracy, and the loss to log (default `loss`). */
@@ -165,6 +188,9 @@ export async function trainLoop(o: LoopOptions): Promise<EpochLog[]> {
       let images = 0;
       let sizes: number[] = []; // batch sizes of the steps in the window
       for (let i = 0; i < steps; i++) {
+        // The safe point: the previous step is recorded whole, and the last checkpoint (or its
+        // write, awaited in onEpochEnd) is on disk. The steps since are lost; resume redoes them.
+        throwIfStopped(o.stop, () => `epoch ${e + 1}, step ${i} of ${steps}`, e + 1);
         sizes.push(
           tidy(() => {
             const batch = train.batch(e, i);

@@ -21,6 +21,8 @@ import { Dropout } from '../layers/dropout.js';
 import { MODEL_NAMES, createModel, type ModelConfig, type ModelName } from '../models/index.js';
 import type { Module } from '../module.js';
 import type { SGD } from '../optim.js';
+import { firstNonFinite } from '../train.js';
+import { crashPoint } from './atomic.js';
 import { CheckpointError, loadSafetensors, saveSafetensors, toGpuTensors, type CpuTensor } from './safetensors.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
@@ -133,10 +135,21 @@ export async function saveModel(path: string, model: Module, meta: CheckpointMet
  */
 export async function saveTrainingState(dir: string, model: Module, optimizer: SGD, meta: CheckpointMetadata): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const companion = optimizerFile(meta.epoch);
-  await saveSafetensors(join(dir, companion), optimizer.stateDict(), { format: 'pt', epoch: String(meta.epoch) });
-  await saveModel(join(dir, CHECKPOINT_FILE), model, meta);
-  await removeOptimizerFiles(dir, (e) => e !== meta.epoch);
+  await saveCheckpointPair(dir, meta.epoch, optimizer, (path) => saveModel(path, model, meta));
+}
+
+/**
+ * The checkpoint pair of epoch `epoch` in `dir`, in the order that keeps a consistent pair on disk
+ * at every moment: the optimizer file of `epoch`, then the main file (`writeMain(path)`: a model
+ * checkpoint, a curve file), then the optimizer files of other epochs are deleted. Crash tests
+ * stop the process between the steps (crashPoint; the writes themselves at 'rename:FILE').
+ */
+export async function saveCheckpointPair(dir: string, epoch: number, optimizer: SGD, writeMain: (path: string) => Promise<void>, main = CHECKPOINT_FILE): Promise<void> {
+  await saveSafetensors(join(dir, optimizerFile(epoch)), optimizer.stateDict(), { format: 'pt', epoch: String(epoch) });
+  crashPoint('pair:optimizer-written');
+  await writeMain(join(dir, main));
+  crashPoint('pair:main-written');
+  await removeOptimizerFiles(dir, (e) => e !== epoch);
 }
 
 /** Deletes the optimizer files in `dir` whose epoch satisfies `which`. */
@@ -200,11 +213,22 @@ export async function loadModel(path: string): Promise<LoadedModel> {
   const model = createModel(file.meta.model, file.meta.config);
   try {
     loadInto(model, file, path);
+    await checkFinite(model, path);
   } catch (e) {
     model.dispose();
     throw e;
   }
   return { model: model.eval(), meta: file.meta, raw: file.raw };
+}
+
+/**
+ * Refuses weights holding NaN or infinity (a run that diverged before the NaN checks, a file
+ * edited by hand): evaluating them gives "loss NaN" and barriers at t = NaN instead of an error.
+ * One reduction per tensor on the GPU and one read (train.ts firstNonFinite).
+ */
+export async function checkFinite(model: Module, where: string): Promise<void> {
+  const bad = await firstNonFinite(model);
+  if (bad) throw new CheckpointError(`${where}: tensor '${bad}' holds NaN or infinite values`);
 }
 
 /** Loads the momentum buffers of `dir`'s optimizer file for epoch `epoch` into `optimizer`. */
