@@ -86,7 +86,10 @@ export async function runStatus(dir: string, stages: readonly Stage[]): Promise<
       return { stage, state: 'failed', status, detail: `stopped without finishing${status === 'resumable' ? ' (resumes from its last checkpoint)' : ''}: ${lastErrorLine(lines) || '(no output)'}`, log: existsSync(localLog) ? localLog : undefined };
     }
     const blocking = [...new Set(stage.inputs.map((i) => producerOf.get(i)).filter((p): p is Stage => p !== undefined && statuses.get(p) !== 'done'))];
-    const detail = blocking.length ? `for ${blocking.map((p) => p.name).join(', ')}` : status === 'stale' ? 'to run again (its inputs or command changed)' : 'to start';
+    // Slurm cancels the dependents of a failed job (--kill-on-invalid-dep): from the files, a
+    // queued task and a cancelled one look the same.
+    const notStarted = existsSync(join(dir, 'slurm', 'jobs.txt')) ? 'to start (queued, or cancelled after a failed dependency: squeue tells which)' : 'to start';
+    const detail = blocking.length ? `for ${blocking.map((p) => p.name).join(', ')}` : status === 'stale' ? 'to run again (its inputs or command changed)' : notStarted;
     return { stage, state: 'waiting', status, detail };
   });
 }
