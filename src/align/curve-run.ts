@@ -123,6 +123,8 @@ export function curveObjective(model: Module, curve: Curve, weightDecay: number,
 
 export interface AlignmentRecord {
   method: 'correlation' | 'weights';
+  /** How units silent on the alignment data were matched (align.ts; absent in older records). */
+  deadUnits?: 'weights' | 'arbitrary';
   endpoints: { a: string; b: string };
   images: number;
   permutation: CurvePermutation;
@@ -156,7 +158,8 @@ async function alignmentFor(method: 'none' | 'correlation' | 'weights', pair: En
   const path = join(out, 'alignment.json');
   if (existsSync(path)) {
     const saved = JSON.parse(readFileSync(path, 'utf8')) as AlignmentRecord;
-    if (saved.method === method && saved.endpoints.a === pair.a.sha256 && saved.endpoints.b === pair.b.sha256) {
+    // A record from before silent units were matched by weights (no deadUnits) is not reused.
+    if (saved.method === method && (method !== 'correlation' || saved.deadUnits === 'weights') && saved.endpoints.a === pair.a.sha256 && saved.endpoints.b === pair.b.sha256) {
       hooks.onAlign?.(saved, true);
       return saved;
     }
@@ -165,9 +168,9 @@ async function alignmentFor(method: 'none' | 'correlation' | 'weights', pair: En
   let record: AlignmentRecord;
   if (method === 'correlation') {
     const data = new DataLoader(firstImages(train, Math.min(options.alignSamples, train.shape[0]), 'align-samples'), { batchSize: 512 });
-    const result = await alignModels(pair.a.model, pair.b.model, data);
+    const result = await alignModels(pair.a.model, pair.b.model, data, { deadUnits: 'weights' });
     for (const t of result.state.values()) t.dispose();
-    record = { method, endpoints: { a: pair.a.sha256, b: pair.b.sha256 }, images: result.images, permutation: permutationsToJson(method, result.permutations)!, layers: result.layers, seconds: 0 };
+    record = { method, deadUnits: 'weights', endpoints: { a: pair.a.sha256, b: pair.b.sha256 }, images: result.images, permutation: permutationsToJson(method, result.permutations)!, layers: result.layers, seconds: 0 };
   } else {
     const result = await weightMatching(pair.a.model.stateDict(), pair.b.model.stateDict(), permutationSpec(pair.a.model));
     for (const t of result.state.values()) t.dispose();

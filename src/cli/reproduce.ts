@@ -6,6 +6,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { runtime } from '../engine/index.js';
+import { RunStoppedError } from '../nn/train.js';
 import { buildReport, formatPercent, effectSentences, type Results } from '../report/index.js';
 import { PRESETS, PRESET_NAMES } from '../reproduce/presets.js';
 import { runStages, stageRecords, stageStatus, type StageProgress } from '../reproduce/runner.js';
@@ -119,6 +120,9 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     try {
       return await command.run(argv.slice(1));
     } catch (e) {
+      // Ctrl-C or SIGTERM stopped the stage at a safe point: the whole reproduction stops (exit
+      // 130 / 143 from main.ts) and the same command continues it.
+      if (e instanceof RunStoppedError) throw new RunStoppedError(e.signal, `${e.where} (its neuralign ${argv[0]} stage); continue with the same neuralign reproduce command`, e.epoch);
       console.error(`neuralign ${argv[0]}: ${(e as Error).message}`);
       return e instanceof UsageError ? 64 : 1;
     }
