@@ -9,6 +9,8 @@ import { SCHEDULE_NAMES, paperDefaults, resumeOptions, runTraining, savedOptions
 import { UsageError, choice, nonNegative, positiveInteger, type FlagSpec, type Flags } from './args.js';
 import { defineCommand } from './command.js';
 import { ProgressReporter } from './progress.js';
+import { ADVERSARIAL_TRAINING } from '../nn/pgd.js';
+import { PGD_FLAGS, describePgd, pgdFromFlags } from './pgd-flags.js';
 import { stopSignal } from './signals.js';
 
 // Recipe flags have no parser default: an absent flag means "the paper's default" for a new run
@@ -33,8 +35,17 @@ const spec = {
   'no-augment': { type: 'boolean', help: 'no augmentation (CIFAR data sets are augmented by default, MNIST-like ones never)' },
   resume: { type: 'boolean', help: "continue from --out's checkpoint (same recipe; --epochs may grow)" },
   'recompute-bn': { type: 'boolean', help: 'after the last epoch, recompute the batch-norm running statistics on one pass of the training data (torch.optim.swa_utils.update_bn) and save them' },
+  adversarial: { type: 'boolean', help: 'adversarial training on PGD examples only (Madry et al.; Tatro et al. section 4): default 200 epochs, garipov schedule, --eps 8/255 --step 2/255 --steps 5' },
+  ...PGD_FLAGS,
   'log-every': { type: 'number', help: 'read the loss every K batches: progress, plain log lines, NaN checks', default: 50 },
 } satisfies FlagSpec;
+
+/** --adversarial and its PGD recipe; the PGD flags alone are refused (they would change nothing). */
+function adversarialFlags(flags: Flags<typeof spec>): Partial<TrainingOptions> {
+  const r = pgdFromFlags(flags);
+  if (!flags.adversarial && !flags.resume && (r.eps ?? r.step ?? r.steps) !== undefined) throw new UsageError('--eps, --step and --steps need --adversarial');
+  return { adversarial: flags.adversarial ? true : undefined, pgdEps: r.eps, pgdStep: r.step, pgdSteps: r.steps };
+}
 
 async function run(flags: Flags<typeof spec>): Promise<number> {
   if (!flags.out) throw new UsageError('--out DIR is required');
@@ -56,6 +67,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     augment: flags['no-augment'] ? false : undefined,
     trainSubset: positiveInteger(flags['train-subset'], 'train-subset'),
     testSubset: positiveInteger(flags['test-subset'], 'test-subset'),
+    ...adversarialFlags(flags),
   };
   if (given.seed !== undefined && !(Number.isInteger(given.seed) && given.seed >= 0 && given.seed < 2 ** 32)) throw new UsageError(`--seed needs an integer in 0..2^32-1, got ${given.seed}`);
   if (given.width !== undefined && !(given.width > 0)) throw new UsageError(`--width needs a number > 0, got ${given.width}`);
@@ -68,7 +80,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     if (!given.model) throw new UsageError('--model is required');
     if (!given.dataset) throw new UsageError('--dataset is required');
     const defaults = paperDefaults(given.model as ModelName, given.dataset);
-    options = { ...defaults };
+    options = { ...defaults, ...(given.adversarial ? ADVERSARIAL_TRAINING : {}) };
     for (const [k, v] of Object.entries(given)) if (v !== undefined) (options as unknown as Record<string, unknown>)[k] = v;
   }
 
@@ -90,6 +102,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
             `${s.startEpoch > 0 ? `resuming at epoch ${s.startEpoch + 1}: ` : ''}${o.model} (${s.parameters.toLocaleString('en-US')} parameters) on ${o.dataset}: ` +
               `${s.trainImages} train / ${s.testImages} test images, batch ${o.batchSize}, ${o.epochs} epochs, lr ${o.lr} (${o.schedule}), ` +
               `wd ${o.weightDecay}, momentum ${o.momentum}${o.nesterov ? ' nesterov' : ''}, ${o.augment ? 'augmented' : 'no augmentation'}, seed ${o.seed}; ` +
+              (o.adversarial ? `adversarial: ${describePgd({ eps: o.pgdEps!, step: o.pgdStep!, steps: o.pgdSteps! })} examples only; ` : '') +
               `${rt.info.description} via ${rt.info.backend}`,
           );
         },

@@ -35,9 +35,10 @@
 // the network as it trains) every buffer (BN running statistics, num_batches_tracked) is saved
 // before and copied back after. Dropout layers, where a model has them, draw from their own
 // generators, whose offsets move on (saved in checkpoints as always).
-import { Generator, Tensor, add, backward, clone, crossEntropy, gt, keep, logSoftmax, maximum, minimum, mul, neg, noGrad, pick, rand, reshape, sign, tensor, tidy, where } from '../engine/index.js';
+import { Generator, Tensor, add, backward, clone, concat, crossEntropy, gt, keep, logSoftmax, maximum, minimum, mul, neg, noGrad, pick, rand, reshape, sign, tensor, tidy, where, zeros } from '../engine/index.js';
 import type { Batch } from './data/index.js';
 import { deriveSeed, hash } from './data/random.js';
+import { batchTotals, type BatchSource, type EvalResult } from './evaluate.js';
 import { copyInto, type Module } from './module.js';
 import { lossAndLogits, type Objective } from './train.js';
 
@@ -255,3 +256,93 @@ export function adversarialObjective(model: Module, space: InputSpace, recipe: P
     return lossAndLogits(model, xAdv, y);
   };
 }
+
+/** Counter stream of the random starts in evaluation. */
+const EVAL_STREAM = 0x70676465; // 'pgde'
+
+/** The random-start generator of batch `index` of an evaluation seeded `seed`. */
+export function evalGenerator(seed: number, index: number): Generator {
+  return new Generator(hash(deriveSeed(seed, EVAL_STREAM), index));
+}
+
+export interface AdversarialEvalResult {
+  clean: EvalResult;
+  pgd: EvalResult;
+}
+
+/**
+ * Clean and PGD test loss and accuracy of `model` in eval mode (running BN statistics) on every
+ * batch of `loader` (epoch 0 of its order), as NeuronAlignment's test/test_adversarial pair: each
+ * batch is evaluated as it is and as its PGD examples against the same model. Batch i's random
+ * starts come from (seed, i). The sums stay on the GPU and are read once. Restores the mode.
+ */
+export async function evaluateAdversarial(
+  model: Module,
+  loader: BatchSource,
+  space: InputSpace,
+  recipe: Partial<PgdOptions> = {},
+  opts: { seed?: number; forward?: (x: Tensor) => Tensor } = {},
+): Promise<AdversarialEvalResult> {
+  const r = pgdRecipe(recipe);
+  const forward = opts.forward ?? ((v: Tensor) => model.forward(v));
+  const wasTraining = model.training;
+  model.eval();
+  let totals = keep(zeros([4]));
+  let images = 0;
+  try {
+    for (let i = 0; i < loader.length; i++) {
+      const next = tidy(() => {
+        const { x, y } = loader.batch(0, i);
+        images += y.size;
+        const adv = pgd(model, x, y, space, { ...r, generator: evalGenerator(opts.seed ?? 0, i), forward });
+        return noGrad(() => add(totals, concat([batchTotals(forward(x), y), batchTotals(forward(adv), y)], 0)));
+      });
+      totals.dispose();
+      totals = keep(next);
+    }
+    const [cleanLoss, cleanHits, advLoss, advHits] = await totals.toArray();
+    return {
+      clean: { loss: cleanLoss! / images, accuracy: cleanHits! / images, images },
+      pgd: { loss: advLoss! / images, accuracy: advHits! / images, images },
+    };
+  } finally {
+    totals.dispose();
+    model.train(wasTraining);
+  }
+}
+
+/**
+ * `loader`'s batches replaced by their PGD examples against `model` in the mode it is in when a
+ * batch is asked for (NeuronAlignment's eval_adversarial_curve.py re-estimates BN on train batches
+ * passed through its PGD wrapper: recomputeBatchNorm asks in BN training mode, so the attack sees
+ * batch statistics, and the statistics average the final PGD examples only, the attack's own
+ * forward passes restored away). Batch i of epoch e attacks from (seed, e, i).
+ */
+export function adversarialBatches(model: Module, loader: BatchSource, space: InputSpace, recipe: Partial<PgdOptions>, seed: number, forward?: (x: Tensor) => Tensor): BatchSource {
+  const r = pgdRecipe(recipe);
+  return {
+    length: loader.length,
+    batch(epoch: number, index: number): Batch {
+      const { x, y } = loader.batch(epoch, index);
+      const adv = pgd(model, x, y, space, { ...r, generator: pgdGenerator(seed, epoch, index), forward });
+      x.dispose();
+      return { x: adv, y };
+    },
+  };
+}
+
+/**
+ * What `train --adversarial` changes in the paper's endpoint recipe (NeuronAlignment
+ * train_model_adversarial.py): PGD examples only with the default attack, 200 epochs (the
+ * script's default), and Garipov's schedule (1x to 50% of the epochs, linear to 0.01x at 90%, then
+ * 0.01x), which the official code actually follows: its LambdaLR is never stepped, and its
+ * learning rate is set per epoch by Garipov's utils. Nesterov SGD 0.1 and weight decay 5e-4 stay.
+ */
+export const ADVERSARIAL_TRAINING = {
+  adversarial: true,
+  epochs: 200,
+  schedule: 'garipov',
+  pgdEps: PGD_DEFAULTS.eps,
+  pgdStep: PGD_DEFAULTS.step,
+  pgdSteps: PGD_DEFAULTS.steps,
+} as const;

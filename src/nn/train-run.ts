@@ -22,6 +22,7 @@ import { SGD, cosineSchedule, garipovSchedule, stepSchedule, tatroSchedule, type
 import { evaluate } from './evaluate.js';
 import { LOG_FILE, RunFolder } from './run-folder.js';
 import { trainLoop, type EpochLog, type StepProgress } from './train.js';
+import { adversarialObjective, inputSpace } from './pgd.js';
 import { batchNormLayers, recomputeBatchNorm } from './update-bn.js';
 
 export const SCHEDULE_NAMES = ['tatro', 'garipov', 'step', 'cosine', 'constant'] as const;
@@ -46,6 +47,15 @@ export interface TrainingOptions {
   /** Train (test) on the first N images only. */
   trainSubset?: number;
   testSubset?: number;
+  /**
+   * Madry et al.'s adversarial training (Tatro et al. section 4, `train --adversarial`): every
+   * batch replaced by its PGD examples (nn/pgd.ts), eps and step in pixel units. Absent in a
+   * standard run, so its recipe and metadata are as before.
+   */
+  adversarial?: boolean;
+  pgdEps?: number;
+  pgdStep?: number;
+  pgdSteps?: number;
 }
 
 /**
@@ -206,6 +216,7 @@ async function trainIn(folder: RunFolder, options: TrainingOptions, opts: Parame
       epochs: options.epochs,
       startEpoch,
       readEvery: opts.readEvery,
+      objective: options.adversarial ? adversarialObjective(model, inputSpace(train), { eps: options.pgdEps, step: options.pgdStep, steps: options.pgdSteps }, options.seed) : undefined,
       stop: opts.stop,
       onProgress: hooks.onProgress,
       onEpochEnd: async (log) => {

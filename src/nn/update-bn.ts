@@ -82,17 +82,19 @@ export async function recomputeBatchNorm(model: Module, loader: BatchSource, opt
       resetRunningStats(bn);
     }
     for (let i = 0; i < count; i++) {
-      tidy(() =>
+      tidy(() => {
+        // The batch is made with gradients enabled: a source may attack the model for it (PGD
+        // examples, nn/pgd.ts adversarialBatches); a plain loader records nothing either way.
+        const { x, y } = loader.batch(opts.epoch ?? 0, i);
         noGrad(() => {
-          const { x, y } = loader.batch(opts.epoch ?? 0, i);
           const b = y.size;
           if (b < 2) return;
           for (const bn of bns) setMomentum(bn, b / (images + b));
           model.forward(x);
           images += b;
           batches++;
-        }),
-      );
+        });
+      });
       if ((i + 1) % SYNC_EVERY === 0) await runtime().stream.finish();
     }
     await runtime().stream.finish();
