@@ -19,14 +19,15 @@
 // step (curveT), the random bend initialization; so --resume continues bit for bit.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tensor, clone, keep, noGrad, withL2Gradient } from '../engine/index.js';
+import { Generator, Tensor, clone, keep, noGrad, withL2Gradient } from '../engine/index.js';
 import { writeFileAtomic } from '../nn/checkpoint/atomic.js';
 import { generatorStates } from '../nn/checkpoint/model.js';
-import { CIFAR_AUGMENT, DataLoader, firstImages, loadDataset, type ImageDataset } from '../nn/data/index.js';
+import { CIFAR_AUGMENT, DataLoader, firstImages, loadDataset, type Batch, type ImageDataset } from '../nn/data/index.js';
 import { deriveSeed, hash, unit } from '../nn/data/random.js';
 import { createModel } from '../nn/models/index.js';
 import type { Module } from '../nn/module.js';
 import { SGD } from '../nn/optim.js';
+import { PGD_DEFAULTS, inputSpace, pgd, pgdGenerator, type InputSpace, type PgdOptions } from '../nn/pgd.js';
 import { RunFolder } from '../nn/run-folder.js';
 import { lossAndLogits, trainLoop, type EpochLog, type Objective, type StepProgress } from '../nn/train.js';
 import { makeSchedule, resumeOptions, type ScheduleName } from '../nn/train-run.js';
@@ -72,6 +73,15 @@ export interface CurveTrainingOptions {
   pamBvnTerms?: number;
   /** PAM: the P-step's initial learning rate (default lr / 2, the official code's). */
   pamLr?: number;
+  /**
+   * Tatro et al. section 4 (`curve --adversarial`): each batch's PGD examples against the curve's
+   * network at that batch's t replace the batch; eps and step in pixel units (nn/pgd.ts). Absent
+   * for a standard curve.
+   */
+  adversarial?: boolean;
+  pgdEps?: number;
+  pgdStep?: number;
+  pgdSteps?: number;
   /** Data folder (not part of the recipe). */
   dataDir?: string;
 }
@@ -105,20 +115,48 @@ export function curveT(seed: number, epoch: number, step: number): number {
 }
 
 /**
+ * What `curve --adversarial` changes in the curve recipe (NeuronAlignment
+ * train_curve_adversarial.py): 200 epochs and Garipov's schedule as the robust endpoints, and the
+ * attack the endpoints were trained against (their PGD recipe; else 8/255, 2/255, 5 steps).
+ */
+export function adversarialCurveDefaults(endpoint: Record<string, unknown>): Partial<CurveTrainingOptions> {
+  const own = (key: string, fallback: number) => (typeof endpoint[key] === 'number' ? (endpoint[key] as number) : fallback);
+  return { adversarial: true, epochs: 200, schedule: 'garipov', pgdEps: own('pgdEps', PGD_DEFAULTS.eps), pgdStep: own('pgdStep', PGD_DEFAULTS.step), pgdSteps: own('pgdSteps', PGD_DEFAULTS.steps) };
+}
+
+/** The attack of an adversarial curve: how its loader normalizes, and the PGD recipe. */
+export interface CurveAttack {
+  space: InputSpace;
+  recipe: Partial<PgdOptions>;
+}
+
+/**
  * The curve objective for one batch at t: the network at w(t) (Module.withParameters, so the
  * gradient flows through the coefficient sum to the bends), cross-entropy (GoogLeNet's auxiliary
  * heads included, as in endpoint training) plus 1/2 wd ||w(t)||^2. The reported loss is the
- * cross-entropy.
+ * cross-entropy. With `attack` (section 4), the batch is first replaced by its PGD examples
+ * against the network at the same t in training mode (BN on batch statistics, as the official
+ * train_curve_adversarial.py): the attack runs on w(t) computed without gradient, so it reaches no
+ * bend, and its random starts are a function of (seed, epoch, step).
  */
-export function curveObjective(model: Module, curve: Curve, weightDecay: number, seed: number): Objective {
-  return ({ x, y }, epoch, step) => {
-    const w = curve.weightsAt(curveT(seed, epoch, step));
+export function curveObjective(model: Module, curve: Curve, weightDecay: number, seed: number, attack?: CurveAttack): Objective {
+  return (batch, epoch, step) => {
+    const t = curveT(seed, epoch, step);
+    const { y } = batch;
+    const x = attack ? attackAt(model, curve, t, batch, attack, pgdGenerator(seed, epoch, step)) : batch.x;
+    const w = curve.weightsAt(t);
     // The penalty enters through its gradient, wd w(t), added where w(t) meets the network: the
     // bends get c_k(t) (dCE/dw + wd w), the gradient of the whole objective. Its value is not
     // needed for training (the logged loss is the cross-entropy).
     const penalized = weightDecay > 0 ? new Map([...w].map(([name, t]) => [name, withL2Gradient(t, weightDecay)])) : w;
     return model.withParameters(penalized, () => lossAndLogits(model, x, y));
   };
+}
+
+/** PGD examples of `batch` against the curve's network at t (weights without gradient). */
+export function attackAt(model: Module, curve: Curve, t: number, { x, y }: Batch, attack: CurveAttack, generator?: Generator): Tensor {
+  const fixed = noGrad(() => curve.weightsAt(t));
+  return pgd(model, x, y, attack.space, { ...attack.recipe, generator, forward: (v) => model.withParameters(fixed, () => model.forward(v)) });
 }
 
 export interface AlignmentRecord {
@@ -225,7 +263,7 @@ async function trainCurveIn(folder: RunFolder, a: string, b: string, given: Part
   try {
     const defaults = curveDefaults(pair.a.meta.training);
     const newOptions = (): CurveTrainingOptions => {
-      const o = { ...defaults, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as CurveTrainingOptions;
+      const o = { ...defaults, ...(given.adversarial ? adversarialCurveDefaults(pair.a.meta.training) : {}), ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as CurveTrainingOptions;
       return isPamMethod(o.align) ? { ...PAM_DEFAULTS, ...o } : o;
     };
     const options: CurveTrainingOptions = saved
@@ -306,7 +344,7 @@ async function trainCurveIn(folder: RunFolder, a: string, b: string, given: Part
       startEpoch,
       readEvery: opts.readEvery,
       stop: opts.stop,
-      objective: curveObjective(m, c, options.weightDecay, options.seed),
+      objective: curveObjective(m, c, options.weightDecay, options.seed, options.adversarial ? { space: inputSpace(loader), recipe: { eps: options.pgdEps, step: options.pgdStep, steps: options.pgdSteps } } : undefined),
       watch: () => c.bendStateDict(),
       onProgress: hooks.onProgress,
       onEpochEnd: async (log) => {

@@ -14,6 +14,7 @@ import { UsageError, choice, nonNegative, positiveInteger, type FlagSpec, type F
 import { defineCommand } from './command.js';
 import { ProgressReporter, formatDuration } from './progress.js';
 import { stopSignal } from './signals.js';
+import { PGD_FLAGS, describePgd, pgdFromFlags } from './pgd-flags.js';
 
 // Recipe flags have no parser default: absent means the paper's value for a new curve and the
 // curve file's value for --resume.
@@ -47,8 +48,17 @@ const spec = {
   'no-augment': { type: 'boolean', help: "no augmentation (default: as the endpoints were trained)" },
   'data-dir': { type: 'string', help: "data folder (default: endpoint A's training data folder)" },
   resume: { type: 'boolean', help: "continue --out's curve (same endpoints and recipe; --epochs may grow)" },
+  adversarial: { type: 'boolean', help: "robust curve (Tatro et al. section 4): PGD examples against the curve at each batch's t; default 200 epochs, garipov schedule, the endpoints' attack (else --eps 8/255 --step 2/255 --steps 5)" },
+  ...PGD_FLAGS,
   'log-every': { type: 'number', help: 'read the loss every K batches: progress, plain log lines, NaN checks', default: 50 },
 } satisfies FlagSpec;
+
+/** --adversarial and its PGD recipe; the PGD flags alone are refused (they would change nothing). */
+function adversarialFlags(flags: Flags<typeof spec>): Partial<CurveTrainingOptions> {
+  const r = pgdFromFlags(flags);
+  if (!flags.adversarial && !flags.resume && (r.eps ?? r.step ?? r.steps) !== undefined) throw new UsageError('--eps, --step and --steps need --adversarial');
+  return { adversarial: flags.adversarial ? true : undefined, pgdEps: r.eps, pgdStep: r.step, pgdSteps: r.steps };
+}
 
 async function run(flags: Flags<typeof spec>): Promise<number> {
   for (const name of ['a', 'b', 'out'] as const) if (!flags[name]) throw new UsageError(`--${name} is required`);
@@ -75,6 +85,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     pamLr: nonNegative(flags['pam-lr'], 'pam-lr'),
     pamCandidates: flags['pam-candidates'],
     pamBvnTerms: positiveInteger(flags['pam-bvn-terms'], 'pam-bvn-terms'),
+    ...adversarialFlags(flags),
   };
   if (given.pamCandidates !== undefined && !(Number.isInteger(given.pamCandidates) && given.pamCandidates >= 0)) throw new UsageError(`--pam-candidates needs an integer >= 0, got ${given.pamCandidates}`);
   if (given.pamNu !== undefined && !(given.pamNu > 0)) throw new UsageError(`--pam-nu needs a positive number, got ${given.pamNu}`);
@@ -108,7 +119,9 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
             `${s.startEpoch > 0 ? `resuming at epoch ${s.startEpoch + 1}: ` : ''}${o.curve} curve with ${o.points} control points (${s.parameters.toLocaleString('en-US')} trainable) ` +
               `from ${flags.a} to ${s.permuted ? `P(${flags.b}) (${o.align})` : flags.b}; ${s.trainImages} train images, batch ${o.batchSize}, ${o.epochs} epochs, ` +
               `lr ${o.lr} (${o.schedule}), L2 ${o.weightDecay}, momentum ${o.momentum}${o.nesterov ? ' nesterov' : ''}, ${o.augment ? 'augmented' : 'no augmentation'}, ` +
-              `bends ${o.init}, seed ${o.seed}; ${runtime().info.description} via ${runtime().info.backend}`,
+              `bends ${o.init}, seed ${o.seed}; ` +
+              (o.adversarial ? `adversarial: ${describePgd({ eps: o.pgdEps!, step: o.pgdStep!, steps: o.pgdSteps! })} examples at each batch's t; ` : '') +
+              `${runtime().info.description} via ${runtime().info.backend}`,
           );
         },
         onProgress: (p) => progress.step(p),

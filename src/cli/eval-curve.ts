@@ -2,6 +2,9 @@
 // the paper), BN re-estimated at every t as `interpolate` does (or REPAIR with --repair), and with
 // --line the straight line between the same endpoints in the same run; Tatro's Min and
 // arc-length Avg, Garipov's statistics and every barrier of `interpolate` (src/align/curve-eval.ts).
+// With --robust (section 4), BN is re-estimated on PGD examples of the training batches and the
+// test set is evaluated clean and under PGD at every t, with the robust loss barrier and the
+// robust summaries of the paper's plots.
 import { closeCurve, openCurve } from '../align/curve-file.js';
 import { evaluateCurve, evaluateCurveLine, type PathResult } from '../align/curve-eval.js';
 import { batchNormLayers, linspace, type PathPoint } from '../align/interpolate.js';
@@ -11,6 +14,8 @@ import { CIFAR_AUGMENT, DataLoader, firstImages } from '../nn/data/index.js';
 import { UsageError, positiveInteger, type FlagSpec, type Flags } from './args.js';
 import { checkpointData } from './checkpoints.js';
 import { defineCommand } from './command.js';
+import { inputSpace, pgdRecipe } from '../nn/pgd.js';
+import { PGD_FLAGS, describePgd, pgdFromFlags } from './pgd-flags.js';
 import { claimOutputs, writeJson } from './output.js';
 
 const spec = {
@@ -27,6 +32,9 @@ const spec = {
   repair: { type: 'boolean', help: 'REPAIR (Jordan et al. 2023) at every t instead of BN re-estimation (for networks without batch norm)' },
   'repair-samples': { type: 'number', help: 'training images REPAIR measures statistics on', default: 5000 },
   'data-dir': { type: 'string', help: "data folder (default: the endpoints' training data folder)" },
+  robust: { type: 'boolean', help: "clean and PGD test metrics at every t, BN re-estimated on PGD examples (Tatro et al. section 4); the attack defaults to the curve's (or endpoint A's) training attack, else 8/255, 2/255, 5 steps" },
+  ...PGD_FLAGS,
+  'pgd-seed': { type: 'number', help: 'PGD: seed of the random starts (default 0)', default: 0 },
 } satisfies FlagSpec;
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
@@ -41,6 +49,15 @@ function summaryLines(r: PathResult): string[] {
       `midpoint ${b.midpointLossBarrier.value.toFixed(4)} / accuracy drop ${(100 * b.midpointAccuracyDrop.value).toFixed(2)} points (REPAIR)`,
     `${r.path}: test loss min ${r.garipov.testLoss.min.toFixed(4)} max ${r.garipov.testLoss.max.toFixed(4)} int ${r.garipov.testLoss.int.toFixed(4)}, ` +
       `test error min ${pct(r.garipov.testError.min)} max ${pct(r.garipov.testError.max)} int ${pct(r.garipov.testError.int)} (Garipov et al.)`,
+    ...(r.robust
+      ? [
+          `${r.path}: robust loss barrier ${r.robust.robustLossBarrier.value.toFixed(4)}${at(r.robust.robustLossBarrier.t)} (Entezari on the PGD loss), ` +
+            `arc-length mean PGD loss ${r.robust.meanRobustLoss.value.toFixed(4)}`,
+          `${r.path}: min PGD accuracy ${pct(r.robust.minRobustAccuracy.value)}${at(r.robust.minRobustAccuracy.t)} (clean there ${pct(r.robust.cleanAccuracyAtMinRobust)}), ` +
+            `max clean accuracy ${pct(r.robust.maxCleanAccuracy.value)}, max PGD accuracy ${pct(r.robust.maxRobustAccuracy.value)}, ` +
+            `endpoints PGD ${pct(r.robust.endpoints.robustAccuracy[0])} / ${pct(r.robust.endpoints.robustAccuracy[1])}`,
+        ]
+      : []),
   ];
 }
 
@@ -54,6 +71,9 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
   const batchFlag = positiveInteger(flags['batch-size'], 'batch-size');
   const repairSamples = positiveInteger(flags['repair-samples'], 'repair-samples')!;
 
+  if (!flags.robust && (flags.eps ?? flags.step ?? flags.steps) !== undefined) throw new UsageError('--eps, --step and --steps need --robust');
+  if (flags.robust && flags.repair) throw new UsageError('--robust re-estimates batch norm on PGD examples; it does not combine with --repair');
+  const attackFlags = pgdFromFlags(flags);
   claimOutputs({ '--json': flags.json }); // can be written, checked before the work
   const start = performance.now();
   const opened = await openCurve(flags.curve);
@@ -89,14 +109,21 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     const target = meta.permutation ? `P(B) (${meta.permutation.method})` : 'B';
     console.log(`evaluating the ${meta.curve} curve ${flags.curve} (${meta.points} control points, epoch ${meta.epoch}) from A to ${target}, ${meta.model} on ${meta.dataset}, at ${points} points; ${bnWhat}; test on ${testSet.name} (${testSet.shape[0]} images)`);
     const ts = linspace(points);
-    const opts = { bn, test, train, bnBatches, weightDecay: training.weightDecay ?? 5e-4, repair: repairOption };
+    // The attack: the flags, else the curve's training attack, else endpoint A's, else the defaults.
+    const trained = (o: Record<string, unknown>) => ({ eps: o.pgdEps as number | undefined, step: o.pgdStep as number | undefined, steps: o.pgdSteps as number | undefined });
+    const given = (r: Partial<ReturnType<typeof trained>>) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined));
+    const attack = flags.robust ? pgdRecipe({ ...given(trained(endpoints.a.meta.training)), ...given(trained(meta.training)), ...given(attackFlags) }) : null;
+    if (attack) console.log(`robust: ${describePgd(attack)} on every test batch (eval mode) and on the batch-norm batches (BN training mode), random starts from seed ${flags['pgd-seed']}`);
+    const robust = attack ? { space: inputSpace(test), recipe: attack, seed: flags['pgd-seed'] } : undefined;
+    const opts = { bn, test, train, bnBatches, weightDecay: training.weightDecay ?? 5e-4, repair: repairOption, robust };
     const results: PathResult[] = [];
     for (const evaluateOne of flags.line ? [evaluateCurve, evaluateCurveLine] : [evaluateCurve]) {
       const which = evaluateOne === evaluateCurve ? 'curve' : 'line';
-      console.log(`${which.padEnd(5)}  ${'t'.padStart(6)}  ${'loss'.padStart(8)}  ${'accuracy'.padStart(8)}${train ? `  ${'train loss'.padStart(10)}  ${'train acc'.padStart(9)}` : ''}  ${'seconds'.padStart(7)}`);
-      const onPoint = (p: PathPoint) =>
+      console.log(`${which.padEnd(5)}  ${'t'.padStart(6)}  ${'loss'.padStart(8)}  ${'accuracy'.padStart(8)}${robust ? `  ${'PGD loss'.padStart(8)}  ${'PGD acc'.padStart(8)}` : ''}${train ? `  ${'train loss'.padStart(10)}  ${'train acc'.padStart(9)}` : ''}  ${'seconds'.padStart(7)}`);
+      const onPoint = (p: PathPoint & { robust?: { loss: number; accuracy: number } }) =>
         console.log(
           `${which.padEnd(5)}  ${p.t.toFixed(4).padStart(6)}  ${p.loss.toFixed(4).padStart(8)}  ${pct(p.accuracy).padStart(8)}` +
+            `${p.robust ? `  ${p.robust.loss.toFixed(4).padStart(8)}  ${pct(p.robust.accuracy).padStart(8)}` : ''}` +
             `${p.train ? `  ${p.train.loss.toFixed(4).padStart(10)}  ${pct(p.train.accuracy).padStart(9)}` : ''}  ${p.seconds.toFixed(1).padStart(7)}`,
         );
       results.push(await evaluateOne(model, curve, ts, { ...opts, onPoint }));
@@ -121,6 +148,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
           augment: !!bn && augment,
         },
         repair: repairOption ? { images: repairOption.data.dataset.shape[0] } : null,
+        attack: attack ? { ...attack, seed: flags['pgd-seed'] } : null,
         images: { test: testSet.shape[0], train: train ? trainSet.shape[0] : 0 },
         paths: results,
         seconds: (performance.now() - start) / 1000,

@@ -94,4 +94,53 @@ test('eval --pgd: clean and PGD in one report; the clean part equals eval; eps 0
   assert.is(r.code, 64);
 });
 
+test('curve --adversarial and eval-curve --robust: a robust curve trains and resumes bit for bit; per-t clean and PGD metrics; robust summaries recomputed from the points', async () => {
+  const tiny = ['--model', 'tinyten', '--dataset', 'synthetic', '--width', '0.25', '--train-subset', '64', '--test-subset', '48', '--batch-size', '32', '--epochs', '1', '--adversarial', '--steps', '2'];
+  for (const seed of ['1', '2']) {
+    const r = await cli('train', ...tiny, '--seed', seed, '--out', join(dir, `tt-${seed}`));
+    assert.is(r.code, 0, r.err);
+  }
+  const curveArgs = ['--a', ckpt('tt-1'), '--b', ckpt('tt-2'), '--train-subset', '64', '--epochs', '2', '--log-every', '2'];
+  let r = await cli('curve', ...curveArgs, '--adversarial', '--out', join(dir, 'curve-adv'));
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /adversarial: PGD-2 \(L-inf eps 8\/255, step 2\/255\) examples at each batch's t/, 'the endpoints\' attack by default');
+  r = await cli('curve', ...curveArgs, '--schedule', 'garipov', '--out', join(dir, 'curve-std'));
+  assert.is(r.code, 0, r.err);
+  const bends = async (name: string) => [...(await loadSafetensors(join(dir, name, 'curve.safetensors'))).tensors].map(([n, t]) => [n, Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('hex')]);
+  assert.not.equal(await bends('curve-adv'), await bends('curve-std'), 'the attack changes the bends');
+  // Resume: 1 epoch, stopped, then on to 2.
+  const { runCurveTraining } = await import('../../src/align/curve-run.js');
+  await setupEngine(); // runCli shut the device down; runCurveTraining does not start it
+  const stop = new AbortController();
+  const stopped = await runCurveTraining(ckpt('tt-1'), ckpt('tt-2'), { trainSubset: 64, epochs: 2, adversarial: true }, join(dir, 'curve-adv-2'), {
+    readEvery: 2, stop: stop.signal, hooks: { onEpochEnd: (log) => void (log.epoch === 1 && stop.abort('SIGTERM')) },
+  }).then(() => null, (e: unknown) => e);
+  assert.ok(stopped instanceof RunStoppedError, `stopped: ${stopped}`);
+  r = await cli('curve', '--resume', ...curveArgs.slice(0, 4), '--out', join(dir, 'curve-adv-2'));
+  assert.is(r.code, 0, r.err);
+  assert.equal(await bends('curve-adv-2'), await bends('curve-adv'), 'resumed = uninterrupted');
+
+  const json = join(dir, 'robust.json');
+  r = await cli('eval-curve', '--curve', join(dir, 'curve-adv', 'curve.safetensors'), '--points', '3', '--line', '--robust', '--train-subset', '64', '--json', json);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /robust: PGD-2 \(L-inf eps 8\/255, step 2\/255\)/);
+  assert.match(r.out, /curve: robust loss barrier -?\d\.\d{4}/);
+  assert.match(r.out, /line: min PGD accuracy [\d.]+% at t = [\d.]+ \(clean there [\d.]+%\)/);
+  const out = JSON.parse(readFileSync(json, 'utf8'));
+  const [curve, line] = out.paths;
+  assert.equal(curve.points[0].robust, line.points[0].robust, 't = 0 is endpoint A on both paths');
+  for (const path of out.paths) {
+    const pts = path.points as { t: number; loss: number; accuracy: number; robust: { loss: number; accuracy: number } }[];
+    for (const p of pts) assert.ok(p.robust.loss >= p.loss, `t ${p.t}: PGD loss ${p.robust.loss} >= clean ${p.loss}`);
+    const [l0, l1] = [pts[0]!.robust.loss, pts[pts.length - 1]!.robust.loss];
+    const barrier = Math.max(...pts.map((p) => p.robust.loss - ((1 - p.t) * l0 + p.t * l1)));
+    assert.ok(Math.abs(path.robust.robustLossBarrier.value - barrier) < 1e-12, `${path.path}: robust barrier ${path.robust.robustLossBarrier.value} vs ${barrier}`);
+    const minAcc = Math.min(...pts.map((p) => p.robust.accuracy));
+    assert.is(path.robust.minRobustAccuracy.value, minAcc);
+    assert.is(path.robust.cleanAccuracyAtMinRobust, pts.find((p) => p.robust.accuracy === minAcc)!.accuracy);
+    assert.is(path.robust.maxCleanAccuracy.value, Math.max(...pts.map((p) => p.accuracy)));
+  }
+  assert.equal(out.attack, { eps: 8 / 255, step: 2 / 255, steps: 2, randomStart: true, restarts: 1, seed: 0 });
+});
+
 test.run();
