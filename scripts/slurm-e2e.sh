@@ -5,9 +5,9 @@
 #      (unless one answers already), slurmctld and slurmd;
 #   2. runs `neuralign reproduce --preset tiny` locally, then through `--slurm --submit`, waits for
 #      the jobs (squeue) and checks that results.json's numbers equal the local run's;
-#   3. again in a fresh folder, cancels one curve job while it runs (scancel; its dependents are
-#      cancelled with it), checks that --status reports it failed, resubmits (only what is missing),
-#      waits and checks the numbers again;
+#   3. again in a fresh folder, has every curve job kill itself midway (SIGKILL between its two
+#      checkpoint files; its dependents are cancelled with it), checks that --status reports it
+#      failed, resubmits (only what is missing), waits and checks the numbers again;
 #   4. stops the daemons it started.
 # Root on Debian only (it installs packages and runs the daemons); elsewhere it says why and
 # exits 0. Uses dist/cli.js of this checkout (built when missing). Ports 16817/16818 on localhost.
@@ -127,25 +127,15 @@ t_slurm=$(( $(date +%s) - t0 ))
 same "$WORK/local" "$WORK/cluster" "through Slurm"
 echo "slurm-e2e: through Slurm: ${t_slurm} s (submit to the last job's end)"
 
-# A curve job cancelled while it runs, then a resubmission.
+# Curve jobs killed midway, then a resubmission. Deterministic, not a race with scancel (a tiny
+# curve can finish before the cancel lands): with NEURALIGN_KILL_AT (src/nn/checkpoint/atomic.ts
+# crashPoint) every curve job SIGKILLs itself between writing its optimizer file and its curve file
+# (sbatch hands the submitting environment to its jobs); their dependents are cancelled with them.
 t0=$(date +%s)
-"${NEURALIGN[@]}" reproduce --preset tiny --out "$WORK/killed" --slurm --submit --time-per-stage 00:30:00 > "$WORK/killed-submit.out"
-curve_job=$(awk '$1 == "curve" { print $2 }' "$WORK/killed/slurm/jobs.txt")
-victim=
-for _ in $(seq 600); do
-  # The first curve task whose stage has started (its started record is written under the stage lock).
-  for f in "$WORK"/killed/stages/curve-*.started.json; do
-    [ -e "$f" ] || continue
-    name=$(basename "$f" .started.json)
-    task=$(grep -l "== neuralign stage $name: job" "$WORK"/killed/slurm/logs/curve-*.log 2>/dev/null | head -1 | sed 's/.*curve-\([0-9]*\)\.log/\1/')
-    [ -n "$task" ] && { victim="${curve_job}_$task"; break 2; }
-  done
-  sleep 0.2
-done
-[ -n "$victim" ] || { echo "slurm-e2e: FAIL: no curve job started"; squeue; exit 1; }
-scancel "$victim"
-echo "slurm-e2e: cancelled $victim ($name) while it ran"
+NEURALIGN_KILL_AT='rename:curve.safetensors' "${NEURALIGN[@]}" reproduce --preset tiny --out "$WORK/killed" --slurm --submit --time-per-stage 00:30:00 > "$WORK/killed-submit.out"
+name=curve-p1-unaligned
 wait_jobs "$WORK/killed"
+echo "slurm-e2e: the curve jobs killed themselves midway (between their optimizer and curve files)"
 set +e
 "${NEURALIGN[@]}" reproduce --status --out "$WORK/killed" > "$WORK/killed-status.out"
 rc=$?
@@ -156,6 +146,6 @@ cat "$WORK/killed-status.out"
 grep -q "^  train " "$WORK/resubmit.out" && { echo "slurm-e2e: FAIL: the resubmission trained the endpoints again"; exit 1; }
 wait_jobs "$WORK/killed"
 "${NEURALIGN[@]}" reproduce --status --out "$WORK/killed" || { echo "slurm-e2e: FAIL: a stage did not finish after the resubmission"; exit 1; }
-same "$WORK/local" "$WORK/killed" "cancelled and resubmitted"
+same "$WORK/local" "$WORK/killed" "killed and resubmitted"
 t_killed=$(( $(date +%s) - t0 ))
-echo "slurm-e2e: passed. local ${t_local} s, through Slurm ${t_slurm} s, cancelled + resubmitted ${t_killed} s; whole script $(( $(date +%s) - start_all )) s (Slurm $(sinfo --version | cut -d' ' -f2), $(nproc) CPUs)"
+echo "slurm-e2e: passed. local ${t_local} s, through Slurm ${t_slurm} s, killed + resubmitted ${t_killed} s; whole script $(( $(date +%s) - start_all )) s (Slurm $(sinfo --version | cut -d' ' -f2), $(nproc) CPUs)"
