@@ -20,7 +20,7 @@ export interface SlurmFlags {
 const SHARED = 'must be on a filesystem that every node of the cluster mounts at the same path (the jobs read and write it; nothing is copied between nodes)';
 
 /** Writes DIR/slurm/ and, with `submit`, runs submit.sh; returns the exit code. */
-export async function writeSlurm(out: string, stages: readonly Stage[], base: { preset: string; pairs?: number; dataDir?: string }, f: SlurmFlags): Promise<number> {
+export async function writeSlurm(out: string, stages: readonly Stage[], base: { preset: string; pairs?: number; dataDir?: string; robust?: boolean }, f: SlurmFlags): Promise<number> {
   if (f.timePerStage !== undefined && !validSlurmTime(f.timePerStage)) throw new UsageError(`--time-per-stage '${f.timePerStage}' is not a Slurm time (HH:MM:SS or D-HH:MM:SS)`);
   if (f.gpusPerJob !== undefined && !(Number.isInteger(f.gpusPerJob) && f.gpusPerJob >= 0)) throw new UsageError('--gpus-per-job must be a whole number >= 0');
   const script = process.argv[1];
@@ -80,10 +80,10 @@ export async function printStatus(out: string, stages: readonly Stage[]): Promis
 }
 
 /** The preset, pairs and data folder that `--slurm` recorded in DIR/slurm/run.json (for `--status --out DIR` alone). */
-export function recordedRun(out: string): { preset?: string; pairs?: number; 'data-dir'?: string } {
+export function recordedRun(out: string): { preset?: string; pairs?: number; 'data-dir'?: string; robust?: boolean } {
   try {
-    const r = JSON.parse(readFileSync(join(resolve(out), 'slurm', 'run.json'), 'utf8')) as { preset?: string; pairs?: number; dataDir?: string };
-    return { preset: r.preset, pairs: r.pairs, 'data-dir': r.dataDir };
+    const r = JSON.parse(readFileSync(join(resolve(out), 'slurm', 'run.json'), 'utf8')) as { preset?: string; pairs?: number; dataDir?: string; robust?: boolean };
+    return { preset: r.preset, pairs: r.pairs, 'data-dir': r.dataDir, robust: r.robust };
   } catch {
     return {};
   }

@@ -22,6 +22,7 @@ const spec = {
   out: { type: 'string', help: 'the run folder: endpoints/, curves/, eval/, planes/, stages/, logs/, report.md, results.json, plots/ (required)' },
   pairs: { type: 'number', help: "pairs of endpoints, seeds (1, 2), (3, 4), ... (default: the preset's)" },
   'data-dir': { type: 'string', help: 'data folder (CIFAR presets: the folder holding cifar-10-batches-bin/ or cifar-100-binary/)' },
+  robust: { type: 'boolean', help: 'also adversarially trained endpoints and curves between them, evaluated under PGD (section 4; about 5x the cost of each training stage)' },
   fresh: { type: 'boolean', help: 'delete the run folder and start over' },
   'list-stages': { type: 'boolean', help: 'print the stage graph (name, status, inputs, outputs, command) and exit' },
   stage: { type: 'string', help: 'run this stage alone (its inputs must be done), e.g. for a job scheduler' },
@@ -63,6 +64,12 @@ function summaryTable(r: Results): string[] {
   const rows = [`${'curve'.padEnd(16)} ${'endpoints'.padStart(12)} ${'Avg'.padStart(12)} ${'Min'.padStart(12)}`];
   for (const c of r.curves) rows.push(`${c.variant.padEnd(16)} ${formatPercent(c.endpoints).padStart(12)} ${formatPercent(c.avg).padStart(12)} ${formatPercent(c.min).padStart(12)}`);
   for (const l of r.lines) rows.push(`${`line ${l.variant}`.padEnd(16)} ${formatPercent(l.endpoints).padStart(12)} ${formatPercent(l.avg).padStart(12)} ${formatPercent(l.min).padStart(12)}`);
+  if (r.robust) {
+    rows.push('', `${'robust (PGD)'.padEnd(22)} ${'barrier'.padStart(9)} ${'min PGD acc'.padStart(12)} ${'clean there'.padStart(12)}`);
+    for (const v of [...r.robust.curves.map((c) => ({ ...c, label: `curve ${c.variant}` })), ...r.robust.lines.map((l) => ({ ...l, label: `line ${l.variant}` }))]) {
+      rows.push(`${v.label.padEnd(22)} ${v.barrier.mean.toFixed(3).padStart(9)} ${formatPercent(v.minRobust).padStart(12)} ${formatPercent(v.cleanAtMinRobust).padStart(12)}`);
+    }
+  }
   return rows;
 }
 
@@ -70,7 +77,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
   // `--status --out DIR` alone: the preset the Slurm scripts were written for.
   if (flags.status && !flags.preset && flags.out) {
     const r = recordedRun(flags.out);
-    flags = { ...flags, preset: r.preset, pairs: flags.pairs ?? r.pairs, 'data-dir': flags['data-dir'] ?? r['data-dir'] };
+    flags = { ...flags, preset: r.preset, pairs: flags.pairs ?? r.pairs, 'data-dir': flags['data-dir'] ?? r['data-dir'], robust: flags.robust || !!r.robust };
   }
   if (!flags.preset) throw new UsageError(`--preset is required (${PRESET_NAMES.join(', ')})`);
   const preset = PRESETS[flags.preset];
@@ -83,13 +90,13 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
   const pairs = positiveInteger(flags.pairs, 'pairs') ?? preset.pairs;
   const out = resolve(flags.out);
   if (flags.fresh && !flags['list-stages'] && !flags.stage && !flags.status) rmSync(out, { recursive: true, force: true });
-  const stages = buildStages(preset, { out, pairs, dataDir: flags['data-dir'] });
+  const stages = buildStages(preset, { out, pairs, dataDir: flags['data-dir'], robust: flags.robust });
   const variants = variantsOf(preset);
 
   if (flags.status) return printStatus(out, stages);
   if (flags.slurm) {
     const f = { partition: flags.partition, account: flags.account, gpusPerJob: flags['gpus-per-job'], timePerStage: flags['time-per-stage'], submit: flags.submit };
-    return writeSlurm(out, stages, { preset: preset.name, pairs: flags.pairs === undefined ? undefined : pairs, dataDir: flags['data-dir'] }, f);
+    return writeSlurm(out, stages, { preset: preset.name, pairs: flags.pairs === undefined ? undefined : pairs, dataDir: flags['data-dir'], robust: flags.robust || undefined }, f);
   }
   if (flags['list-stages']) {
     for (const s of stages) {

@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../nn/checkpoint/atomic.js';
 import type { Preset } from '../reproduce/presets.js';
 import { renderMarkdown } from './markdown.js';
-import { correlationSpec, pathsSpec, planeSpec, renderSvg, type PlaneJson } from './plots.js';
+import { correlationSpec, pathsSpec, planeSpec, renderSvg, robustSpec, type PlaneJson } from './plots.js';
 import { collectResults, type Results } from './results.js';
 
 export { collectResults, meanStd, type Results, type MeanStd, type VariantResults, type PathSummary } from './results.js';
 export { renderMarkdown, effectSentences, formatPercent } from './markdown.js';
-export { pathsSpec, correlationSpec, planeSpec, pathRows, renderSvg, type PlaneJson } from './plots.js';
+export { pathsSpec, correlationSpec, planeSpec, robustSpec, pathRows, renderSvg, type PlaneJson } from './plots.js';
 
 const text = (s: string) => [new TextEncoder().encode(s)];
 
@@ -25,6 +25,7 @@ export async function writePlots(dir: string, results: Results): Promise<string[
   };
   if (results.curves.length || results.lines.length) await write('paths.svg', pathsSpec(results));
   await write('correlation.svg', correlationSpec(results));
+  await write('robust.svg', robustSpec(results));
   for (const p of results.planes) await write(`plane-${p.variant}.svg`, planeSpec(p.variant, JSON.parse(readFileSync(p.file, 'utf8')) as PlaneJson));
   return written;
 }

@@ -94,6 +94,7 @@ export function renderMarkdown(r: Results, plots: string[]): string {
     ...lineTable(r.lines),
     '',
   ];
+  if (r.robust) out.push(...robustSection(r), '');
   if (r.alignment?.length) {
     out.push('## Alignment (pair 1): mean correlation of matched units', '', '| layer | units | before | after |', '|---|---|---|---|');
     for (const l of r.alignment) out.push(`| ${l.layer} | ${l.units} | ${l.before.toFixed(3)} | ${l.after.toFixed(3)} |`);
@@ -112,4 +113,26 @@ export function renderMarkdown(r: Results, plots: string[]): string {
     '',
   );
   return out.join('\n');
+}
+
+/** The robust table (section 4): robust loss barrier, minimum PGD accuracy and the clean accuracy there. */
+function robustSection(r: Results): string[] {
+  const rb = r.robust!;
+  const rows = [
+    '## Adversarially trained endpoints (PGD, section 4)',
+    '',
+    'Robust loss barrier: the largest rise of the PGD test loss above the line between the endpoints\' PGD losses (Entezari et al.\'s form, as Zhao et al. 2020); BN re-estimated on PGD examples at every t.',
+    '',
+    '| path | robust loss barrier | min PGD accuracy | clean accuracy there |',
+    '|---|---|---|---|',
+  ];
+  const cell = (m: MeanStd, pct: boolean) => (pct ? formatPercent(m) : `${m.mean.toFixed(3)}${m.std === null ? '' : ` +- ${m.std.toFixed(3)}`}`);
+  for (const v of [...rb.curves.map((c) => ({ ...c, label: `curve, ${c.variant}` })), ...rb.lines.map((l) => ({ ...l, label: `line ${l.variant}` }))]) {
+    rows.push(`| ${v.label} | ${cell(v.barrier, false)} | ${cell(v.minRobust, true)} | ${cell(v.cleanAtMinRobust, true)} |`);
+  }
+  if (rb.barrierReduction) {
+    const d = rb.barrierReduction.curves;
+    rows.push('', d.mean > 0 ? `Alignment lowered the robust loss barrier of the curve by ${d.mean.toFixed(3)} (unaligned minus aligned).` : `Alignment did not lower the robust loss barrier of the curve in this run (unaligned minus aligned: ${d.mean.toFixed(3)}).`);
+  }
+  return rows;
 }

@@ -54,6 +54,33 @@ export function pathsSpec(r: Results): Spec {
   };
 }
 
+/** PGD test accuracy against t for the robust curves and lines (mean over pairs), or null. */
+export function robustSpec(r: Results): Spec | null {
+  if (!r.robust) return null;
+  const values: { path: string; t: number; accuracy: number }[] = [];
+  for (const [label, list] of [['curve', r.robust.curves], ['line', r.robust.lines]] as const) {
+    for (const v of list) {
+      v.pairs[0]!.points.forEach((p, i) => {
+        const mean = v.pairs.reduce((s, q) => s + q.points[i]!.robustAccuracy, 0) / v.pairs.length;
+        values.push({ path: label === 'curve' ? `robust curve, ${v.variant}` : `robust line ${v.variant}`, t: p.t, accuracy: 100 * mean });
+      });
+    }
+  }
+  return {
+    $schema: SCHEMA,
+    title: `${r.preset.name}: PGD test accuracy along t between adversarially trained endpoints`,
+    width: 320,
+    height: 220,
+    data: { values },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 't', type: 'quantitative', title: 't' },
+      y: { field: 'accuracy', type: 'quantitative', title: 'PGD test accuracy (%)', scale: { zero: false } },
+      color: { field: 'path', type: 'nominal', title: null, legend: { labelLimit: 240 } },
+    },
+  };
+}
+
 export function correlationSpec(r: Results): Spec | null {
   if (!r.alignment?.length) return null;
   const values = r.alignment.flatMap((l, i) => [

@@ -53,8 +53,79 @@ export interface Results {
   planes: { variant: string; file: string }[];
   stages: { name: string; seconds: number }[];
   paper: PaperNumbers | null;
+  /** With --robust: the adversarially trained endpoints' curves and lines (section 4). */
+  robust: RobustResults | null;
   /** The paper's effect: aligned Min minus unaligned Min (percentage points), when both ran. */
   effect: { alignedMinusUnalignedMin: MeanStd; lineAlignedMinusUnalignedMin: MeanStd } | null;
+}
+
+/** One robust path of one pair (eval-curve --robust). */
+export interface RobustPathSummary {
+  pair: number;
+  points: { t: number; accuracy: number; robustAccuracy: number; robustLoss: number }[];
+  robustLossBarrier: number;
+  minRobustAccuracy: number;
+  /** Clean test accuracy at the t of the minimum robust accuracy. */
+  cleanAtMinRobust: number;
+}
+
+export interface RobustVariantResults {
+  variant: string;
+  pairs: RobustPathSummary[];
+  barrier: MeanStd;
+  minRobust: MeanStd;
+  cleanAtMinRobust: MeanStd;
+}
+
+export interface RobustResults {
+  curves: RobustVariantResults[];
+  /** A-B between the robust endpoints, A-P(B) with B aligned. */
+  lines: RobustVariantResults[];
+  /** Unaligned minus aligned robust loss barrier (positive: alignment lowered it), curves and lines. */
+  barrierReduction: { curves: MeanStd; lines: MeanStd } | null;
+}
+
+function robustVariant(variant: string, pairs: RobustPathSummary[]): RobustVariantResults {
+  return { variant, pairs, barrier: meanStd(pairs.map((p) => p.robustLossBarrier)), minRobust: meanStd(pairs.map((p) => p.minRobustAccuracy)), cleanAtMinRobust: meanStd(pairs.map((p) => p.cleanAtMinRobust)) };
+}
+
+/** The robust results of eval/robust-pair{i}-{variant}.json, or null when the run had none. */
+function collectRobust(dir: string, pairs: number): RobustResults | null {
+  const curves: RobustVariantResults[] = [];
+  const lines: RobustVariantResults[] = [];
+  for (const variant of ['unaligned', 'aligned']) {
+    const byPath = new Map<string, RobustPathSummary[]>();
+    for (let i = 1; i <= pairs; i++) {
+      const file = join(dir, 'eval', `robust-pair${i}-${variant}.json`);
+      if (!existsSync(file)) continue;
+      for (const r of (JSON.parse(readFileSync(file, 'utf8')) as { paths: PathResult[] }).paths) {
+        if (!r.robust) continue;
+        const summary: RobustPathSummary = {
+          pair: i,
+          points: r.points.map((p) => ({ t: p.t, accuracy: p.accuracy, robustAccuracy: p.robust!.accuracy, robustLoss: p.robust!.loss })),
+          robustLossBarrier: r.robust.robustLossBarrier.value,
+          minRobustAccuracy: r.robust.minRobustAccuracy.value,
+          cleanAtMinRobust: r.robust.cleanAccuracyAtMinRobust,
+        };
+        byPath.set(r.path, [...(byPath.get(r.path) ?? []), summary]);
+      }
+    }
+    const curve = byPath.get('curve');
+    const line = byPath.get('line');
+    if (curve) curves.push(robustVariant(variant, curve));
+    if (line) lines.push(robustVariant(variant === 'unaligned' ? 'A-B' : 'A-P(B)', line));
+  }
+  if (!curves.length && !lines.length) return null;
+  const reduction = (xs: RobustVariantResults[]) => {
+    const [u, a] = [xs[0], xs[1]];
+    if (!u || !a) return null;
+    return meanStd(u.pairs.flatMap((p) => {
+      const q = a.pairs.find((r) => r.pair === p.pair);
+      return q ? [p.robustLossBarrier - q.robustLossBarrier] : [];
+    }));
+  };
+  const [c, l] = [reduction(curves), reduction(lines)];
+  return { curves, lines, barrierReduction: c && l ? { curves: c, lines: l } : null };
 }
 
 function summarize(pair: number, r: PathResult): PathSummary {
@@ -133,6 +204,7 @@ export function collectResults(dir: string, preset: Preset, pairs: number, varia
     planes: planes.map((p) => ({ variant: p.variant, file: p.file })),
     stages,
     paper: preset.paper ?? null,
+    robust: collectRobust(dir, pairs),
     effect: u && a && lu && la ? { alignedMinusUnalignedMin: diff(a.pairs, u.pairs), lineAlignedMinusUnalignedMin: diff(la, lu) } : null,
   };
 }

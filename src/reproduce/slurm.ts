@@ -33,6 +33,8 @@ export interface SlurmOptions {
   out: string;
   pairs?: number;
   dataDir?: string;
+  /** The run includes the adversarial stages (reproduce --robust). */
+  robust?: boolean;
   /** The node binary and the neuralign script (dist/cli.js), absolute. */
   node: string;
   cli: string;
@@ -116,7 +118,7 @@ export function arraySpec(tasks: readonly number[]): string {
 
 /** The `neuralign reproduce` command line a job runs, with the stage name last (filled in by the script). */
 export function stageCommand(o: SlurmOptions): string[] {
-  return [o.node, o.cli, 'reproduce', '--preset', o.preset, '--out', o.out, ...(o.pairs !== undefined ? ['--pairs', String(o.pairs)] : []), ...(o.dataDir !== undefined ? ['--data-dir', o.dataDir] : []), '--stage'];
+  return [o.node, o.cli, 'reproduce', '--preset', o.preset, '--out', o.out, ...(o.pairs !== undefined ? ['--pairs', String(o.pairs)] : []), ...(o.dataDir !== undefined ? ['--data-dir', o.dataDir] : []), ...(o.robust ? ['--robust'] : []), '--stage'];
 }
 
 /** The log file of task `task` of `kind` (Slurm appends to it; --status reads it). */
@@ -192,6 +194,6 @@ export function slurmFiles(stages: readonly Stage[], status: ReadonlyMap<string,
     files.set(`${kind}.sbatch`, sbatchScript(a, o));
   }
   files.set('submit.sh', submitScript(arrays, o));
-  files.set('run.json', `${JSON.stringify({ preset: o.preset, out: o.out, pairs: o.pairs, dataDir: o.dataDir }, null, 1)}\n`);
+  files.set('run.json', `${JSON.stringify({ preset: o.preset, out: o.out, pairs: o.pairs, dataDir: o.dataDir, robust: o.robust }, null, 1)}\n`);
   return { arrays, files };
 }

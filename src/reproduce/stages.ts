@@ -13,6 +13,11 @@
 //   plane-p1-{variant}     neuralign plane   -> planes/pair1-{variant}.json (when the preset has one)
 //   report                 report.md, results.json, plots/*.svg from every eval and plane JSON
 //
+// With `robust` (section 4), the same again for adversarially trained networks: train-adv-s{S}
+// (train --adversarial), curve-adv-p{i}-{unaligned|aligned} (curve --adversarial, between the
+// robust endpoints) and eval-adv-p{i}-{variant} (eval-curve --robust --line: clean and PGD
+// accuracy along t, BN re-estimated on PGD examples), which the report's robust table reads.
+//
 // Pair i uses the endpoint seeds 2i - 1 and 2i, as the paper's (1, 2), (3, 4), (5, 6).
 import { join } from 'node:path';
 import { CURVE_ALIGN_METHODS } from '../align/curve-run.js';
@@ -39,7 +44,15 @@ export interface StageOptions {
   out: string;
   pairs?: number;
   dataDir?: string;
+  /** Also the adversarial endpoints and curves (see the file comment). */
+  robust?: boolean;
 }
+
+/** The curves compared between robust endpoints (the paper's section 4 compares these two). */
+export const ROBUST_VARIANTS = ['unaligned', 'aligned'] as const;
+
+/** A PGD-5 training step: five forward-backward passes for the attack, one for the update. */
+const PGD_STEP_COST = 6;
 
 /** The curve variants this preset trains: the preset's list, or every one `neuralign curve` offers. */
 export function variantsOf(preset: Preset): CurveVariant[] {
@@ -115,6 +128,7 @@ export function buildStages(preset: Preset, opts: StageOptions): Stage[] {
       }
     }
   }
+  if (opts.robust) stages.push(...robustStages(preset, opts, pairs, data, trainImages));
   const reportInputs = stages.filter((s) => s.kind === 'eval' || s.kind === 'plane').flatMap((s) => s.outputs);
   stages.push({
     name: 'report',
@@ -124,5 +138,57 @@ export function buildStages(preset: Preset, opts: StageOptions): Stage[] {
     outputs: [join(out, 'report.md'), join(out, 'results.json')],
     cost: 0,
   });
+  return stages;
+}
+
+/** The adversarial stages: robust endpoints, robust curves between them, their robust evaluation. */
+function robustStages(preset: Preset, opts: StageOptions, pairs: number, data: string[], trainImages: (n: number | undefined) => number): Stage[] {
+  const { out } = opts;
+  const stages: Stage[] = [];
+  const checkpoint = (seed: number) => join(out, 'endpoints-robust', `seed${seed}`, 'checkpoint.safetensors');
+  for (let seed = 1; seed <= 2 * pairs; seed++) {
+    const folder = join(out, 'endpoints-robust', `seed${seed}`);
+    const t = preset.train;
+    stages.push({
+      name: `train-adv-s${seed}`,
+      kind: 'train',
+      argv: ['train', '--adversarial', '--model', preset.model, '--dataset', preset.dataset, '--width', String(preset.width), '--epochs', String(t.epochs), '--seed', String(seed),
+        ...flag('batch-size', t.batchSize), ...flag('train-subset', t.trainSubset), ...flag('test-subset', t.testSubset), ...data, '--out', folder],
+      inputs: [],
+      outputs: [checkpoint(seed)],
+      folder,
+      cost: PGD_STEP_COST * t.epochs * trainImages(t.trainSubset),
+    });
+  }
+  for (let i = 1; i <= pairs; i++) {
+    const [a, b] = [checkpoint(2 * i - 1), checkpoint(2 * i)];
+    for (const variant of ROBUST_VARIANTS) {
+      const folder = join(out, 'curves-robust', `pair${i}-${variant}`);
+      const curveFile = join(folder, 'curve.safetensors');
+      const c = preset.curve;
+      stages.push({
+        name: `curve-adv-p${i}-${variant}`,
+        kind: 'curve',
+        argv: ['curve', '--adversarial', '--a', a, '--b', b, '--align', VARIANT_ALIGN[variant], '--epochs', String(c.epochs),
+          ...flag('batch-size', c.batchSize), ...flag('train-subset', c.trainSubset), ...flag('align-samples', c.alignSamples), ...data, '--out', folder],
+        inputs: [a, b],
+        outputs: [curveFile],
+        folder,
+        cost: PGD_STEP_COST * c.epochs * trainImages(c.trainSubset) * 1.2,
+      });
+      const e = preset.evaluation;
+      const evalFile = join(out, 'eval', `robust-pair${i}-${variant}.json`);
+      // Per point and path: the BN pass and the test pass each attacked (PGD-5), plus the clean test pass.
+      const perPoint = (PGD_STEP_COST * (trainImages(e.trainSubset) + (e.testSubset ?? 10000))) / 3;
+      stages.push({
+        name: `eval-adv-p${i}-${variant}`,
+        kind: 'eval',
+        argv: ['eval-curve', '--robust', '--curve', curveFile, '--line', '--points', String(e.points), ...flag('train-subset', e.trainSubset), ...flag('test-subset', e.testSubset), ...data, '--json', evalFile],
+        inputs: [curveFile, a, b],
+        outputs: [evalFile],
+        cost: 2 * e.points * perPoint,
+      });
+    }
+  }
   return stages;
 }

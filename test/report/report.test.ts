@@ -44,6 +44,7 @@ const results: Results = {
   planes: [],
   stages: [{ name: 'train-s1', seconds: 30 }],
   paper: PRESETS['cifar10-tinyten']!.paper!,
+  robust: null,
   effect: { alignedMinusUnalignedMin: meanStd([8, 9, 6]), lineAlignedMinusUnalignedMin: meanStd([8, 9, 6]) },
 };
 

@@ -111,6 +111,27 @@ test('a curve stage killed after its first epoch resumes to the same result; a c
   }
 });
 
+test('--robust adds adversarial endpoints, robust curves and their PGD evaluation; the report\'s robust table holds their numbers', async () => {
+  const out = join(dir, 'robust');
+  const r = await cli('reproduce', '--preset', 'tiny-test', '--out', out, '--robust');
+  assert.is(r.code, 0, r.err);
+  const names = buildStages(preset, { out, robust: true }).map((s) => s.name);
+  for (const n of ['train-adv-s1', 'train-adv-s2', 'curve-adv-p1-unaligned', 'eval-adv-p1-unaligned', 'curve-adv-p1-aligned', 'eval-adv-p1-aligned']) assert.ok(names.includes(n), n);
+  assert.match(readFileSync(join(out, 'logs', 'train-adv-s1.log'), 'utf8'), /adversarial/);
+  const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+  assert.equal(results.robust.curves.map((c: { variant: string }) => c.variant), ['unaligned', 'aligned']);
+  assert.equal(results.robust.lines.map((c: { variant: string }) => c.variant), ['A-B', 'A-P(B)']);
+  const evalJson = JSON.parse(readFileSync(join(out, 'eval', 'robust-pair1-aligned.json'), 'utf8'));
+  const curve = evalJson.paths.find((p: { path: string }) => p.path === 'curve');
+  assert.is(results.robust.curves[1].barrier.mean, curve.robust.robustLossBarrier.value);
+  assert.is(results.robust.curves[1].minRobust.mean, curve.robust.minRobustAccuracy.value);
+  const md = readFileSync(join(out, 'report.md'), 'utf8');
+  assert.match(md, /## Adversarially trained endpoints \(PGD, section 4\)/);
+  assert.match(md, new RegExp(`\\| curve, aligned \\| ${curve.robust.robustLossBarrier.value.toFixed(3)} \\|`));
+  assert.ok(existsSync(join(out, 'plots', 'robust.svg')));
+  assert.match(r.out, /robust \(PGD\)\s+barrier\s+min PGD acc/);
+});
+
 test('bad presets and stages are one-line usage errors', async () => {
   let r = await cli('reproduce', '--preset', 'nope', '--out', join(dir, 'x'));
   assert.is(r.code, 64);
