@@ -14,7 +14,7 @@ import { UsageError, choice, nonNegative, positiveInteger, type FlagSpec, type F
 import { defineCommand } from './command.js';
 import { ProgressReporter, formatDuration } from './progress.js';
 import { stopSignal } from './signals.js';
-import { PGD_FLAGS, describePgd, pgdFromFlags } from './pgd-flags.js';
+import { PGD_FLAGS, adversarialFromFlags, describePgd } from './pgd-flags.js';
 
 // Recipe flags have no parser default: absent means the paper's value for a new curve and the
 // curve file's value for --resume.
@@ -53,13 +53,6 @@ const spec = {
   'log-every': { type: 'number', help: 'read the loss every K batches: progress, plain log lines, NaN checks', default: 50 },
 } satisfies FlagSpec;
 
-/** --adversarial and its PGD recipe; the PGD flags alone are refused (they would change nothing). */
-function adversarialFlags(flags: Flags<typeof spec>): Partial<CurveTrainingOptions> {
-  const r = pgdFromFlags(flags);
-  if (!flags.adversarial && !flags.resume && (r.eps ?? r.step ?? r.steps) !== undefined) throw new UsageError('--eps, --step and --steps need --adversarial');
-  return { adversarial: flags.adversarial ? true : undefined, pgdEps: r.eps, pgdStep: r.step, pgdSteps: r.steps };
-}
-
 async function run(flags: Flags<typeof spec>): Promise<number> {
   for (const name of ['a', 'b', 'out'] as const) if (!flags[name]) throw new UsageError(`--${name} is required`);
   const initBends = choice(flags['init-bends'], ['linear', 'random'] as const, 'init-bends');
@@ -85,7 +78,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     pamLr: nonNegative(flags['pam-lr'], 'pam-lr'),
     pamCandidates: flags['pam-candidates'],
     pamBvnTerms: positiveInteger(flags['pam-bvn-terms'], 'pam-bvn-terms'),
-    ...adversarialFlags(flags),
+    ...adversarialFromFlags(flags),
   };
   if (given.pamCandidates !== undefined && !(Number.isInteger(given.pamCandidates) && given.pamCandidates >= 0)) throw new UsageError(`--pam-candidates needs an integer >= 0, got ${given.pamCandidates}`);
   if (given.pamNu !== undefined && !(given.pamNu > 0)) throw new UsageError(`--pam-nu needs a positive number, got ${given.pamNu}`);

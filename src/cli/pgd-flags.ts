@@ -36,3 +36,18 @@ export function describePgd(r: Pick<PgdOptions, 'eps' | 'step' | 'steps'> & { re
   const restarts = r.restarts && r.restarts > 1 ? `, ${r.restarts} restarts` : '';
   return `PGD-${r.steps} (L-inf eps ${in255(r.eps)}, step ${in255(r.step)}${restarts})`;
 }
+
+/**
+ * --adversarial and its PGD recipe as run options (train and curve share them); the PGD flags
+ * without --adversarial are refused on a new run (they would change nothing).
+ */
+export function adversarialFromFlags(flags: { adversarial?: boolean; resume?: boolean; eps?: string; step?: string; steps?: number }): {
+  adversarial?: true;
+  pgdEps?: number;
+  pgdStep?: number;
+  pgdSteps?: number;
+} {
+  const r = pgdFromFlags(flags);
+  if (!flags.adversarial && !flags.resume && (r.eps ?? r.step ?? r.steps) !== undefined) throw new UsageError('--eps, --step and --steps need --adversarial');
+  return { adversarial: flags.adversarial ? true : undefined, pgdEps: r.eps, pgdStep: r.step, pgdSteps: r.steps };
+}

@@ -10,7 +10,7 @@ import { UsageError, choice, nonNegative, positiveInteger, type FlagSpec, type F
 import { defineCommand } from './command.js';
 import { ProgressReporter } from './progress.js';
 import { ADVERSARIAL_TRAINING } from '../nn/pgd.js';
-import { PGD_FLAGS, describePgd, pgdFromFlags } from './pgd-flags.js';
+import { PGD_FLAGS, adversarialFromFlags, describePgd } from './pgd-flags.js';
 import { stopSignal } from './signals.js';
 
 // Recipe flags have no parser default: an absent flag means "the paper's default" for a new run
@@ -40,13 +40,6 @@ const spec = {
   'log-every': { type: 'number', help: 'read the loss every K batches: progress, plain log lines, NaN checks', default: 50 },
 } satisfies FlagSpec;
 
-/** --adversarial and its PGD recipe; the PGD flags alone are refused (they would change nothing). */
-function adversarialFlags(flags: Flags<typeof spec>): Partial<TrainingOptions> {
-  const r = pgdFromFlags(flags);
-  if (!flags.adversarial && !flags.resume && (r.eps ?? r.step ?? r.steps) !== undefined) throw new UsageError('--eps, --step and --steps need --adversarial');
-  return { adversarial: flags.adversarial ? true : undefined, pgdEps: r.eps, pgdStep: r.step, pgdSteps: r.steps };
-}
-
 async function run(flags: Flags<typeof spec>): Promise<number> {
   if (!flags.out) throw new UsageError('--out DIR is required');
   if (flags.nesterov && flags['no-nesterov']) throw new UsageError('--nesterov and --no-nesterov contradict each other');
@@ -67,7 +60,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     augment: flags['no-augment'] ? false : undefined,
     trainSubset: positiveInteger(flags['train-subset'], 'train-subset'),
     testSubset: positiveInteger(flags['test-subset'], 'test-subset'),
-    ...adversarialFlags(flags),
+    ...adversarialFromFlags(flags),
   };
   if (given.seed !== undefined && !(Number.isInteger(given.seed) && given.seed >= 0 && given.seed < 2 ** 32)) throw new UsageError(`--seed needs an integer in 0..2^32-1, got ${given.seed}`);
   if (given.width !== undefined && !(given.width > 0)) throw new UsageError(`--width needs a number > 0, got ${given.width}`);
