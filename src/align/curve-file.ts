@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
-import { type GeneratorState, dropoutGenerators, loadModel, type CheckpointMetadata } from '../nn/checkpoint/model.js';
+import { type GeneratorState, loadModel, pairDifferences, type CheckpointMetadata } from '../nn/checkpoint/model.js';
 import { CheckpointError, loadSafetensors, saveSafetensors, toGpuTensors, type CpuTensor } from '../nn/checkpoint/safetensors.js';
 import { createModel, type ModelConfig, type ModelName } from '../nn/models/index.js';
 import { firstNonFinite } from '../nn/train.js';
@@ -163,13 +163,6 @@ export async function checkBendsFinite(curve: Curve, where: string): Promise<voi
   if (bad) throw new CheckpointError(`${where}: tensor '${bad}' holds NaN or infinite values`);
 }
 
-/** Restores the offsets of `model`'s dropout generators from a saved list. */
-export function restoreGenerators(model: Module, saved: readonly GeneratorState[], where: string): void {
-  const generators = dropoutGenerators(model);
-  if (saved.length !== generators.length) throw new CheckpointError(`${where}: holds ${saved.length} dropout generator state(s), the model has ${generators.length}`);
-  generators.forEach((g, i) => (g.offset = saved[i]!.offset));
-}
-
 /** A loaded endpoint pair: A, B, and B's state permuted as the curve records (or B's own). */
 export interface Endpoints {
   a: { path: string; model: Module; meta: CheckpointMetadata; sha256: string };
@@ -181,10 +174,7 @@ export interface Endpoints {
 
 /** Throws unless A and B are one architecture at one size on one data set. */
 export function checkEndpointPair(a: { path: string; meta: CheckpointMetadata }, b: { path: string; meta: CheckpointMetadata }): void {
-  const diffs: string[] = [];
-  if (a.meta.model !== b.meta.model) diffs.push('architecture');
-  for (const key of ['width', 'inChannels', 'numClasses'] as const) if (a.meta.config[key] !== b.meta.config[key]) diffs.push(key);
-  if (a.meta.dataset !== b.meta.dataset) diffs.push('dataset');
+  const diffs = pairDifferences(a.meta, b.meta);
   if (diffs.length) throw new Error(`${a.path} and ${b.path} cannot be connected: they differ in ${diffs.join(', ')}`);
 }
 

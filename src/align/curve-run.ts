@@ -21,7 +21,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Generator, Tensor, clone, keep, noGrad, withL2Gradient } from '../engine/index.js';
 import { writeFileAtomic } from '../nn/checkpoint/atomic.js';
-import { generatorStates } from '../nn/checkpoint/model.js';
+import { generatorStates, restoreGenerators } from '../nn/checkpoint/model.js';
 import { CIFAR_AUGMENT, DataLoader, firstImages, loadDataset, type Batch, type ImageDataset } from '../nn/data/index.js';
 import { deriveSeed, hash, unit } from '../nn/data/random.js';
 import { createModel } from '../nn/models/index.js';
@@ -34,7 +34,7 @@ import { makeSchedule, resumeOptions, type ScheduleName } from '../nn/train-run.
 import { alignModels, type LayerReport } from './align.js';
 import { Curve, CURVE_KINDS, type CurveKind } from './curve.js';
 import {
-  CURVE_FILE, checkBendsFinite, disposeEndpoints, endpointPath, loadBendsFrom, loadEndpoints, permutationsFromJson, permutationsToJson, readCurveFile, restoreGenerators, saveCurve,
+  CURVE_FILE, checkBendsFinite, disposeEndpoints, endpointPath, loadBendsFrom, loadEndpoints, permutationsFromJson, permutationsToJson, readCurveFile, saveCurve,
   type CurveMetadata, type CurvePermutation, type Endpoints,
 } from './curve-file.js';
 import { ProximalSGD } from './pam.js';

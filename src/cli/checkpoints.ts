@@ -1,7 +1,7 @@
 // What the commands that read checkpoints share: opening one into a model (one loader,
 // nn/checkpoint/model.ts's loadModel), refusing a pair that cannot be aligned or interpolated,
 // and loading the data set a checkpoint was trained on.
-import { loadModel, type CheckpointMetadata, type LoadedModel } from '../nn/checkpoint/model.js';
+import { loadModel, pairDifferences, type CheckpointMetadata, type LoadedModel } from '../nn/checkpoint/model.js';
 import { DataError, loadDataset, type ImageDataset, type Split } from '../nn/data/index.js';
 
 /** A checkpoint's model (eval mode), its decoded metadata and its raw metadata strings, and its path. */
@@ -24,13 +24,9 @@ export function describeCheckpoint(meta: CheckpointMetadata): string {
  * initialization seeds may differ: that is the point), naming both and what differs.
  */
 export function checkSamePair(a: OpenCheckpoint, b: OpenCheckpoint, verb: string): void {
-  const [ma, mb] = [a.meta, b.meta];
-  const diffs: string[] = [];
-  if (ma.model !== mb.model) diffs.push('architecture');
-  for (const key of ['width', 'inChannels', 'numClasses'] as const) if (ma.config[key] !== mb.config[key]) diffs.push(key);
-  if (ma.dataset !== mb.dataset) diffs.push('dataset');
+  const diffs = pairDifferences(a.meta, b.meta);
   if (diffs.length) {
-    throw new Error(`cannot ${verb} ${a.path} (${describeCheckpoint(ma)}) and ${b.path} (${describeCheckpoint(mb)}): they differ in ${diffs.join(', ')}`);
+    throw new Error(`cannot ${verb} ${a.path} (${describeCheckpoint(a.meta)}) and ${b.path} (${describeCheckpoint(b.meta)}): they differ in ${diffs.join(', ')}`);
   }
 }
 

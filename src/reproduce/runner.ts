@@ -8,10 +8,10 @@
 // train or curve stage killed in the middle finds that record matching and continues from its
 // last checkpoint (`--resume`); when its inputs changed meanwhile, its folder is cleared first.
 // The command's own output goes to DIR/logs/NAME.log; the terminal shows one progress line.
-import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { readFile, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { fileSha256 } from '../align/curve-file.js';
 import { writeFileAtomic } from '../nn/checkpoint/atomic.js';
 import { acquireStageLock } from './stage-lock.js';
 import type { Stage } from './stages.js';
@@ -27,9 +27,10 @@ export interface StageRecord {
 
 export type StageStatus = 'done' | 'resumable' | 'pending' | 'stale';
 
+/** The file's SHA-256 (curve files record their endpoints' the same way), or null when it cannot be read. */
 async function sha256(path: string): Promise<string | null> {
   try {
-    return createHash('sha256').update(await readFile(path)).digest('hex');
+    return await fileSha256(path);
   } catch {
     return null;
   }

@@ -124,6 +124,19 @@ export function decodeMetadata(raw: Record<string, string>, where: string): Chec
   return meta;
 }
 
+/**
+ * What keeps two checkpoints from being aligned, interpolated or connected by a curve: a different
+ * architecture, size (width, input channels, classes) or data set. Their seeds may differ: that
+ * is the point. Empty when they form a pair.
+ */
+export function pairDifferences(a: CheckpointMetadata, b: CheckpointMetadata): string[] {
+  const diffs: string[] = [];
+  if (a.model !== b.model) diffs.push('architecture');
+  for (const key of ['width', 'inChannels', 'numClasses'] as const) if (a.config[key] !== b.config[key]) diffs.push(key);
+  if (a.dataset !== b.dataset) diffs.push('dataset');
+  return diffs;
+}
+
 /** Writes the model's state dict and metadata to `path` atomically. */
 export async function saveModel(path: string, model: Module, meta: CheckpointMetadata): Promise<void> {
   await saveSafetensors(path, model.stateDict(), encode(meta));
@@ -189,8 +202,16 @@ export function loadInto(model: Module, file: CheckpointFile, where: string): vo
   } finally {
     for (const t of gpu.values()) t.dispose();
   }
+  restoreGenerators(model, file.meta.generators, where);
+}
+
+/**
+ * Sets the offsets of `model`'s dropout generators to saved states (a checkpoint's, a curve
+ * file's), so a resumed run draws the masks an uninterrupted one would; the count and the seeds
+ * must match the model's.
+ */
+export function restoreGenerators(model: Module, saved: readonly GeneratorState[], where: string): void {
   const generators = dropoutGenerators(model);
-  const saved = file.meta.generators;
   if (saved.length !== generators.length) {
     throw new CheckpointError(`${where}: holds ${saved.length} dropout generator state(s), the model has ${generators.length}`);
   }
