@@ -14,7 +14,7 @@
 // are re-estimated at every point (interpolate.ts, recomputeBatchNorm). The endpoints are held
 // once, as kept tensors without gradient; only the bends are trainable, so backward through
 // w(t) reaches them alone, each with the factor c_k(t).
-import { Tensor, add, clone, keep, linearCombination, mul, mulScalar, noGrad, sum, square, tidy } from '../engine/index.js';
+import { Tensor, add, clone, keep, linearCombination, mul, noGrad, sum, square, tidy } from '../engine/index.js';
 import { copyInto, type Module, type StateDict } from '../nn/module.js';
 
 export const CURVE_KINDS = ['bezier', 'polychain'] as const;
@@ -114,7 +114,7 @@ export class Curve {
               const s = source.get(name);
               if (!s || s.size !== ta.size) throw new Error(`curve: the initialization of bend ${k} lacks '${name}' or has another shape`);
               value = clone(s).reshape(ta.shape);
-            } else value = add(mulScalar(ta, 1 - k / n1), mulScalar(tb, k / n1));
+            } else value = linearCombination([ta, tb], [1 - k / n1, k / n1]);
             keep(value).requiresGrad = true;
             bend.set(name, value);
           }

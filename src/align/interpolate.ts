@@ -5,7 +5,7 @@
 // pass their own `load`.
 //
 // Batch-norm statistics are re-estimated at each t (src/nn/update-bn.ts, DMC's update_bn).
-import { add, mulScalar, noGrad, tidy } from '../engine/index.js';
+import { linearCombination, noGrad, tidy } from '../engine/index.js';
 import { copyInto, type Module, type StateDict } from '../nn/module.js';
 import { evaluate, type BatchSource, type EvalResult } from '../nn/evaluate.js';
 
@@ -18,8 +18,8 @@ export function linspace(points: number): number[] {
 /**
  * Writes (1 - t) a + t b into every f32 tensor of `model` (parameters, and the BN running
  * statistics, which recomputeBatchNorm then replaces), and a's value into every other tensor
- * (num_batches_tracked). The form (1 - t) a + t b is exact at both ends: t = 0 gives a and t = 1
- * gives b bit for bit. `a` and `b` must hold the model's names and shapes.
+ * (num_batches_tracked), one fused kernel per tensor (linearCombination). It is exact at both
+ * ends: a zero coefficient drops its term, so t = 0 gives a and t = 1 gives b bit for bit. `a` and `b` must hold the model's names and shapes.
  */
 export function interpolateInto(model: Module, a: StateDict, b: StateDict, t: number): void {
   noGrad(() => {
@@ -29,7 +29,7 @@ export function interpolateInto(model: Module, a: StateDict, b: StateDict, t: nu
       for (const src of [ta, tb]) {
         if (src.dtype !== dst.dtype || src.size !== dst.size) throw new Error(`interpolate: '${name}' is ${src.dtype}[${src.shape.join(', ')}], the model's ${dst.dtype}[${dst.shape.join(', ')}]`);
       }
-      tidy(() => copyInto(dst, dst.dtype === 'f32' ? add(mulScalar(ta, 1 - t), mulScalar(tb, t)) : ta));
+      tidy(() => copyInto(dst, dst.dtype === 'f32' ? linearCombination([ta, tb], [1 - t, t]) : ta));
     }
   });
 }

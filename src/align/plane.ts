@@ -20,7 +20,7 @@
 //
 // GPU memory: u and v are kept once (two copies of the parameters); every point's weights and
 // every projection are built in a tidy scope; only scalars are read back.
-import { Tensor, add, concat, keep, mul, mulScalar, noGrad, reshape, square, sub, sum, tidy } from '../engine/index.js';
+import { Tensor, add, concat, keep, linearCombination, mul, mulScalar, noGrad, reshape, square, sub, sum, tidy } from '../engine/index.js';
 import type { EvalResult } from '../nn/evaluate.js';
 import { copyInto, type Module, type StateDict } from '../nn/module.js';
 import type { Curve } from './curve.js';
@@ -134,7 +134,7 @@ export class PlaneBasis {
 
   /** theta_A + x u + y v for every curve parameter (recorded in the caller's scope). */
   pointAt(x: number, y: number): StateDict {
-    return new Map(this.names.map((n) => [n, add(this.origin.get(n)!, add(mulScalar(this.u.get(n)!, x), mulScalar(this.v.get(n)!, y)))]));
+    return new Map(this.names.map((n) => [n, linearCombination([this.origin.get(n)!, this.u.get(n)!, this.v.get(n)!], [1, x, y])]));
   }
 
   /**
