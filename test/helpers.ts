@@ -66,9 +66,10 @@ export function toTensor(data: ArrayLike<number>, shape: Shape): Tensor {
 
 /**
  * Asserts |actual - expected| <= atol + rtol * |expected| elementwise, and that no value is NaN
- * (a NaN means part of the output was never written: tensors start poisoned).
+ * (a NaN means part of the output was never written: tensors start poisoned). atol may be given
+ * per element (an error bound that the reference computes with the value).
  */
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol = 0, what = ''): void {
+export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number | ArrayLike<number> = 0, what = ''): void {
   assert.is(actual.length, expected.length, `${what}: length`);
   let worst = 0;
   let worstAt = -1;
@@ -79,7 +80,7 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     if (Number.isNaN(e)) continue;
     if (a === e) continue; // also covers equal infinities
     if (!Number.isFinite(a) || !Number.isFinite(e)) assert.unreachable(`${what}: element ${i} is ${a}, expected ${e} (seed ${TEST_SEED})`);
-    const excess = Math.abs(a - e) - (atol + rtol * Math.abs(e));
+    const excess = Math.abs(a - e) - ((typeof atol === 'number' ? atol : atol[i]!) + rtol * Math.abs(e));
     if (excess > worst) {
       worst = excess;
       worstAt = i;
@@ -87,7 +88,7 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   }
   if (worstAt >= 0) {
     assert.unreachable(
-      `${what}: element ${worstAt} is ${actual[worstAt]}, expected ${expected[worstAt]} (rtol ${rtol}, atol ${atol}, seed ${TEST_SEED})`,
+      `${what}: element ${worstAt} is ${actual[worstAt]}, expected ${expected[worstAt]} (rtol ${rtol}, atol ${typeof atol === 'number' ? atol : atol[worstAt]}, seed ${TEST_SEED})`,
     );
   }
 }
