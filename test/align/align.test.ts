@@ -24,19 +24,18 @@ import { DataLoader, syntheticDataset } from '../../src/nn/data/index.js';
 import { BatchNorm } from '../../src/nn/layers/batchnorm.js';
 import type { Module } from '../../src/nn/module.js';
 import { TEST_SEED, rng, setupEngine } from '../helpers.js';
-import { ARCHITECTURES, randomizeWeights, smallModel, type Architecture } from './models.js';
+import { ARCHITECTURES, duplicatedUnits, randomizeWeights, smallModel, type Architecture } from './models.js';
 
 const test = suite('align known answer');
 test.before(setupEngine);
 
 /**
  * Units left out of the exact-permutation check: those correlated above DUPLICATE_CORRELATION with
- * another unit of the same network (a tie the data cannot break). Silent units (std < SILENT_STD:
+ * another unit of the same network (a tie the data cannot break: duplicatedUnits). Silent units (std < SILENT_STD:
  * dead, correlation 0 with everything) are checked: alignModels matches them by their weights.
  * LIVE_STD: at least half of each group's units (all of a BN group's) have that spread.
  */
 const LIVE_STD = 0.05;
-const DUPLICATE_CORRELATION = 0.99;
 /**
  * The self-correlation of a unit is (sigma / (sigma + 1e-5))^2 ~ 1 - 2e-5 / sigma: within 1e-4 of 1
  * needs sigma >= 0.2. Every BN output under batch statistics has that (post-ReLU std ~0.58 gamma,
@@ -87,8 +86,8 @@ async function knownAnswer(name: Architecture, data: AlignmentData, opts: AlignO
       Array.from({ length: g.size }, (_, i) => i).filter((i) => g.solveFrom.every((l) => ok(stdA.get(l)![i]!)));
     // B's unit j is A's unit perm[j], so row i of C without column inverse[i] holds the
     // correlations of A's unit i with A's other units.
-    const distinct = (i: number) =>
-      g.solveFrom.every((l) => matrices.get(l)!.subarray(i * g.size, (i + 1) * g.size).every((v, j) => j === inverse[i] || v < DUPLICATE_CORRELATION));
+    const duplicated = duplicatedUnits(g, matrices, inverse);
+    const distinct = (i: number) => !duplicated.has(i);
     const silent = new Set(unitsWhere((s) => s < SILENT_STD));
     const live = unitsWhere((s) => s >= LIVE_STD).filter(distinct);
     const checked = Array.from({ length: g.size }, (_, i) => i).filter((i) => silent.has(i) || distinct(i));

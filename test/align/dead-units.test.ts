@@ -3,7 +3,10 @@
 // weights -|w| and bias -20, so the ReLU never fires; their weights stay distinct) and a randomly
 // permuted copy of it: alignModels returns exactly the inverse permutation in every group, the
 // dead units included, and the aligned state dict equals A's bit for bit (max |A - align(perm(A))|
-// = 0). The report counts the dead units and gives the mean over signalling pairs. With
+// = 0). Live units that duplicate another on the data (duplicatedUnits in models.ts: VGG16's
+// classifier, fed nearly rank-one features by a random network, has a pair now and then) are a tie
+// the data cannot break: they are left out of the permutation check (at most an eighth of a group,
+// never a killed unit), and the bitwise check runs when there are none. The report counts the dead units and gives the mean over signalling pairs. With
 // deadUnits 'arbitrary' (the paper's behaviour) the dead units of the MLP come back in the
 // solver's tie-breaking order, not the copy's. Then the helpers: the silent rule and the
 // re-matching holding signalling pairs fixed.
@@ -16,7 +19,7 @@ import {
 } from '../../src/align/index.js';
 import type { Module } from '../../src/nn/module.js';
 import { TEST_SEED, rng, setupEngine } from '../helpers.js';
-import { ARCHITECTURES, forceDeadUnits, randomizeWeights, smallModel, type Architecture } from './models.js';
+import { ARCHITECTURES, duplicatedUnits, forceDeadUnits, randomizeWeights, smallModel, type Architecture } from './models.js';
 
 const test = suite('align: dead units matched by weights');
 test.before(setupEngine);
@@ -37,17 +40,22 @@ async function deadPair(name: Architecture, seed: number) {
   return { a, b, spec, perms, killed };
 }
 
+/** Random input batches [10, 3, 32, 32] drawn from TEST_SEED (kept; disposed by the caller). */
 function randomBatches(count: number): E.Tensor[] {
-  return Array.from({ length: count }, () => E.keep(E.randn([10, 3, 32, 32])));
+  const generator = new E.Generator(TEST_SEED + 3);
+  return Array.from({ length: count }, () => E.keep(E.randn([10, 3, 32, 32], 0, 1, { generator })));
 }
 
-/** The groups whose match is not the inverse of the applied permutation, with the wrong units. */
-function wrongUnits(spec: PermutationSpec, applied: Map<string, Int32Array>, got: Map<string, Int32Array>): string[] {
+/**
+ * The groups whose match is not the inverse of the applied permutation, with the wrong units
+ * (among those `checked` says to look at: all by default).
+ */
+function wrongUnits(spec: PermutationSpec, applied: Map<string, Int32Array>, got: Map<string, Int32Array>, checked = (_group: string, _unit: number) => true): string[] {
   const out: string[] = [];
   for (const g of spec.groups) {
     const inverse = invertPermutation(applied.get(g.name)!);
     const match = got.get(g.name)!;
-    const wrong = [...inverse.keys()].filter((i) => match[i] !== inverse[i]);
+    const wrong = [...inverse.keys()].filter((i) => checked(g.name, i) && match[i] !== inverse[i]);
     if (wrong.length) out.push(`${g.name}: units ${wrong.join(', ')}`);
   }
   return out;
@@ -70,13 +78,24 @@ for (const name of ARCHITECTURES) {
         }
       }
     }
-    assert.equal(wrongUnits(spec, perms, result.permutations), [], `${name}: every group is the inverse permutation (seed ${TEST_SEED})`);
-    let worst = 0;
-    for (const [key, t] of a.stateDict()) {
-      const [x, y] = [await t.toArray(), await result.state.get(key)!.toArray()];
-      for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!));
+    // Live units duplicating another (a tie of the data, see DUPLICATE_CORRELATION) are left out;
+    // they are few, and never a killed unit (a silent unit correlates 0 with everything).
+    const duplicated = new Map(spec.groups.map((g) => [g.name, duplicatedUnits(g, result.correlations!.matrices, invertPermutation(perms.get(g.name)!))]));
+    for (const g of spec.groups) {
+      const dup = duplicated.get(g.name)!;
+      assert.ok(dup.size <= g.size / 8, `${name} '${g.name}': ${dup.size} of ${g.size} units duplicate another (seed ${TEST_SEED})`);
+      assert.ok(killed.get(g.name)!.every((u) => !dup.has(u)), `${name} '${g.name}': a killed unit duplicates another`);
     }
-    assert.is(worst, 0, `${name}: max |A - align(perm(A))| (seed ${TEST_SEED})`);
+    const checked = wrongUnits(spec, perms, result.permutations, (group, i) => !duplicated.get(group)!.has(i));
+    assert.equal(checked, [], `${name}: every group is the inverse permutation on its distinct units (seed ${TEST_SEED})`);
+    if ([...duplicated.values()].every((d) => d.size === 0)) {
+      let worst = 0;
+      for (const [key, t] of a.stateDict()) {
+        const [x, y] = [await t.toArray(), await result.state.get(key)!.toArray()];
+        for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!));
+      }
+      assert.is(worst, 0, `${name}: max |A - align(perm(A))| (seed ${TEST_SEED})`);
+    }
     const moved = result.deadUnits.groups.reduce((n, g) => n + g.changed, 0);
     if (process.env.ALIGN_DEBUG) console.log(`${name}: ${moved} dead pairs re-matched, ${result.deadUnits.sweeps} sweeps`);
     for (const l of result.layers) {

@@ -5,7 +5,7 @@ import * as E from '../../src/engine/index.js';
 import { Dropout } from '../../src/nn/layers/dropout.js';
 import { GoogLeNet, MLP, ResNet32, TinyTen, VGG16 } from '../../src/nn/models/index.js';
 import { copyInto, type Module } from '../../src/nn/module.js';
-import type { PermutationSpec } from '../../src/align/index.js';
+import type { PermutationGroup, PermutationSpec } from '../../src/align/index.js';
 import { rng } from '../helpers.js';
 
 export const ARCHITECTURES = ['mlp', 'tinyten', 'resnet32', 'vgg16', 'googlenet'] as const;
@@ -112,4 +112,28 @@ export async function forceDeadUnits(model: Module, spec: PermutationSpec, count
     }
   }
   return killed;
+}
+
+/**
+ * Two distinct units correlated above this are a tie the data cannot break: late layers of a
+ * random deep network see nearly rank-one inputs, and every ReLU active on all samples is then an
+ * affine function of one direction (correlation 1 up to the eps). The correlation's eps even
+ * prefers the wider of two such units, so a swap there is the right answer to the objective.
+ */
+export const DUPLICATE_CORRELATION = 0.99;
+
+/**
+ * A's units of group `g` correlated at or above DUPLICATE_CORRELATION, in some layer the group is
+ * solved from, with a unit of B other than their own copy (B's unit inverse[i], inverse being the
+ * inverse of the permutation applied to make B).
+ */
+export function duplicatedUnits(g: PermutationGroup, matrices: Map<string, Float32Array>, inverse: Int32Array): Set<number> {
+  const out = new Set<number>();
+  for (let i = 0; i < g.size; i++) {
+    for (const l of g.solveFrom) {
+      const row = matrices.get(l)!.subarray(i * g.size, (i + 1) * g.size);
+      if (row.some((v, j) => j !== inverse[i] && v >= DUPLICATE_CORRELATION)) out.add(i);
+    }
+  }
+  return out;
 }
