@@ -1,7 +1,7 @@
 // Command dispatch, help, and the one place errors become a one-line message and an exit code:
 // 0 success, 1 failure, 2 no usable WebGPU adapter, 64 bad usage, 130 / 143 stopped by SIGINT /
 // SIGTERM (signals.ts).
-import { NoAdapterError, shutdown } from '../engine/index.js';
+import { DeviceLimitError, NoAdapterError, shutdown } from '../engine/index.js';
 import { align } from './align.js';
 import { UsageError } from './args.js';
 import { bench } from './bench.js';
@@ -75,7 +75,9 @@ export async function runCli(argv: string[]): Promise<number> {
       console.error(`neuralign ${name}: ${err.message}\n\n${command.help}`);
       return 64;
     }
-    console.error(`neuralign ${name}: ${err.message}`);
+    // A tensor over the adapter's limits: say which knobs make tensors smaller.
+    const hint = err instanceof DeviceLimitError ? '; a smaller --batch-size (or --width) needs less' : '';
+    console.error(`neuralign ${name}: ${err.message}${hint}`);
     if (err instanceof RunStoppedError) return SIGNAL_EXIT_CODES[err.signal as StopSignalName] ?? 1;
     return err instanceof NoAdapterError ? 2 : 1;
   } finally {

@@ -7,7 +7,13 @@
 //
 // Size classes: below 64 KiB sizes round up to a multiple of 256 bytes; above, to four steps per
 // power of two (1, 1.25, 1.5, 1.75 x 2^k), so at most 25% of a buffer is slack and a training loop
-// with fixed shapes reuses exactly the buffers it freed.
+// with fixed shapes reuses exactly the buffers it freed. A class is capped at the largest buffer a
+// kernel can bind, so a size that fits is never rounded past the limit.
+//
+// Device limits: every tensor buffer is bound whole as a storage buffer, so no tensor may exceed
+// min(maxBufferSize, maxStorageBufferBindingSize) (128 MiB on lavapipe, 2-4 GiB on most GPUs).
+// acquire() refuses a larger request with a DeviceLimitError before calling createBuffer: Dawn
+// would otherwise print a multi-line validation dump and fail later, at a bind group.
 
 const SMALL = 64 * 1024;
 
@@ -17,6 +23,23 @@ export function sizeClass(bytes: number): number {
   const k = Math.floor(Math.log2(b));
   const step = 2 ** (k - 2);
   return Math.ceil(b / step) * step;
+}
+
+/** A tensor larger than the adapter can bind; the message names the size and the limit. */
+export class DeviceLimitError extends Error {
+  override name = 'DeviceLimitError';
+}
+
+/** Bytes as a person reads them: 1.8 TiB, 128 MiB, 512 B. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[u]}`;
 }
 
 export interface PoolStats {
@@ -37,11 +60,29 @@ export class BufferPool {
   private pending: GPUBuffer[] = [];
   private stats: PoolStats = { inUse: 0, peakInUse: 0, allocated: 0, peakAllocated: 0, creations: 0 };
 
-  constructor(private readonly device: GPUDevice) {}
+  /** The largest buffer a kernel can bind whole (see the file comment). */
+  readonly maxBytes: number;
+  /** Which limit maxBytes is, for the error message. */
+  private readonly limitName: string;
 
-  /** A storage buffer of at least `bytes` bytes (its size is the size class). */
-  acquire(bytes: number): GPUBuffer {
-    const size = sizeClass(bytes);
+  constructor(private readonly device: GPUDevice) {
+    const { maxBufferSize, maxStorageBufferBindingSize } = device.limits;
+    this.maxBytes = Math.min(maxBufferSize, maxStorageBufferBindingSize);
+    this.limitName = maxStorageBufferBindingSize <= maxBufferSize ? 'maxStorageBufferBindingSize' : 'maxBufferSize';
+  }
+
+  /**
+   * A storage buffer of at least `bytes` bytes (its size is the size class). `what` names the
+   * request in the DeviceLimitError thrown when it is larger than maxBytes (a function: the hot
+   * path builds no string).
+   */
+  acquire(bytes: number, what: () => string = () => 'a buffer'): GPUBuffer {
+    if (bytes > this.maxBytes) {
+      throw new DeviceLimitError(
+        `${what()} needs ${formatBytes(bytes)} (${bytes} bytes), more than this adapter's ${this.limitName} of ${formatBytes(this.maxBytes)} (${this.maxBytes} bytes)`,
+      );
+    }
+    const size = Math.min(sizeClass(bytes), this.maxBytes - (this.maxBytes % 4));
     const list = this.free.get(size);
     let buffer = list?.pop();
     if (!buffer) {

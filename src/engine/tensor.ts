@@ -59,7 +59,7 @@ export class Tensor {
     this.size = sizeOf(shape);
     if (storage) this.storage = storage;
     else {
-      this.storage = new Storage(runtime().pool.acquire(this.size * BYTES_PER_ELEMENT));
+      this.storage = new Storage(runtime().pool.acquire(this.size * BYTES_PER_ELEMENT, () => `a ${dtype} tensor of shape [${shape.join(', ')}]`));
       allocationHook?.(this);
     }
     track(this);

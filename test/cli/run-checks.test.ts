@@ -3,7 +3,8 @@
 // once in one line and leave nothing behind; a checkpoint holding NaN is refused by eval,
 // interpolate and align naming the file and the tensor; and issue 16's small things (-h, `help
 // train`, demo --steps 0, align --samples too small or above the data set, --resume with fewer
-// --epochs than done).
+// --epochs than done). A model too wide for the adapter fails in one line naming the tensor and the
+// limit, with a hint.
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,6 +97,14 @@ test('align: --samples below a few images is bad usage; above the data set it sa
   assert.is(all.code, 0, all.err);
   assert.match(all.err, '--samples 1000000000: synthetic-train has 2000 images; aligning on all of them');
   assert.equal(readdirSync(dir).filter((n) => n.startsWith('.')), [], 'no lock left');
+});
+
+test('train: a tensor over the adapter\'s limits (--width 1e9) fails in one line naming the limit, and leaves no run behind', async () => {
+  const out = join(dir, 'too-wide');
+  const r = await cli('train', '--model', 'tinyten', '--dataset', 'synthetic', '--width', '1e9', '--epochs', '1', '--out', out);
+  assertError(r, 1, 'train', 'needs', 'more than this adapter\'s', 'bytes', '--batch-size');
+  assert.is(r.err.trim().split('\n').length, 1, `one line: ${r.err}`);
+  assert.equal(existsSync(out) ? readdirSync(out) : [], [], 'nothing written');
 });
 
 test.run();

@@ -1,10 +1,12 @@
 // Tensor lifetimes and GPU memory: dispose, use after dispose, reshape views sharing a buffer,
 // tidy/keep/nested scopes (measured through the pool's inUse), and a 500-step training loop whose
-// memory must stay flat.
+// memory must stay flat. Device limits: a tensor larger than the adapter can bind is refused before
+// any buffer is created, and a size class never rounds past the limit.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
-import { sizeClass } from '../../src/engine/buffer-pool.js';
+import { BufferPool, DeviceLimitError, sizeClass } from '../../src/engine/buffer-pool.js';
+import { runtime } from '../../src/engine/runtime.js';
 import { TEST_SEED, poolInUse, randomArray, rng, setupEngine, toTensor } from '../helpers.js';
 
 const test = suite('memory');
@@ -218,6 +220,45 @@ test('500 SGD steps of a 2-layer MLP: inUse returns to one value each step, the 
   assert.ok(losses.every(Number.isFinite), `losses ${losses}`);
   assert.ok(losses[losses.length - 1]! < 0.5 * losses[0]!, `loss fell: ${losses.map((l) => l.toFixed(3))} (seed ${TEST_SEED})`);
   for (const t of [x, y, ...params]) t.dispose();
+});
+
+test('a tensor over the adapter\'s binding limit is a DeviceLimitError naming its shape and the limit; nothing is allocated', async () => {
+  const { pool } = runtime();
+  const before = pool.getStats();
+  const elements = Math.floor(pool.maxBytes / 4) + 1; // one float more than a kernel can bind
+  const shape = [elements];
+  let error: unknown;
+  try {
+    E.zeros(shape);
+  } catch (e) {
+    error = e;
+  }
+  assert.instance(error, DeviceLimitError);
+  const message = (error as Error).message;
+  assert.ok(message.includes(`shape [${elements}]`) && message.includes(`${elements * 4} bytes`) && message.includes(`(${pool.maxBytes} bytes)`), message);
+  assert.ok(!message.includes('\n'), 'one line');
+  const after = pool.getStats();
+  assert.is(after.creations, before.creations, 'no createBuffer call');
+  assert.is(after.inUse, before.inUse);
+  // The engine goes on: no WebGPU error is pending.
+  const t = E.addScalar(E.ones([5]), 1);
+  assert.equal([...(await t.toArray())], [2, 2, 2, 2, 2]);
+  t.dispose();
+});
+
+test('BufferPool: the limit is min(maxBufferSize, maxStorageBufferBindingSize), and a size class is capped at it', () => {
+  const created: number[] = [];
+  const fake = (maxBufferSize: number, maxStorageBufferBindingSize: number) =>
+    ({ limits: { maxBufferSize, maxStorageBufferBindingSize }, createBuffer: ({ size }: { size: number }) => (created.push(size), { size, destroy() {} }) }) as unknown as GPUDevice;
+  const pool = new BufferPool(fake(1000, 5000));
+  assert.is(pool.maxBytes, 1000);
+  assert.ok(sizeClass(999) > 1000, 'the class of 999 bytes is past the limit');
+  assert.is(pool.acquire(999).size, 1000, 'capped at the limit');
+  assert.throws(() => pool.acquire(1001, () => 'the thing'), (e: Error) => e instanceof DeviceLimitError && /^the thing needs 1001 B .* maxBufferSize of 1000 B/.test(e.message));
+  assert.equal(created, [1000], 'nothing created for the refused request');
+  const binding = new BufferPool(fake(1 << 20, 4096));
+  assert.is(binding.maxBytes, 4096);
+  assert.throws(() => binding.acquire(5000), /maxStorageBufferBindingSize of 4.00 KiB \(4096 bytes\)/);
 });
 
 test.run();
