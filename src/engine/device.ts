@@ -9,6 +9,7 @@
 // The device asks for the adapter's own maxima of the limits our kernels care about, since
 // compatibility mode otherwise starts with small defaults (128 invocations per workgroup).
 import { create, globals } from 'webgpu';
+import { withoutNativeStderr } from './native-stderr.js';
 
 export type FeatureLevel = 'core' | 'compatibility';
 
@@ -100,8 +101,9 @@ async function tryAdapter(attempt: Attempt): Promise<{ gpu: GPU; adapter: GPUAda
   const flags = attempt.backend ? [`backend=${attempt.backend}`] : [];
   if (process.env.NEURALIGN_DAWN_FLAGS) flags.push(...process.env.NEURALIGN_DAWN_FLAGS.split(/\s+/).filter(Boolean));
   const gpu = create(flags) as GPU;
+  // Discovery happens inside this call, synchronously: Dawn's native limit warnings with it.
   const adapter = await quietly(() =>
-    gpu.requestAdapter({ featureLevel: attempt.featureLevel, powerPreference: 'high-performance' } as GPURequestAdapterOptions),
+    withoutNativeStderr(() => gpu.requestAdapter({ featureLevel: attempt.featureLevel, powerPreference: 'high-performance' } as GPURequestAdapterOptions)),
   );
   return adapter ? { gpu, adapter } : undefined;
 }
