@@ -12,6 +12,8 @@ import { MATMUL_VARIANTS, parseGridPolicy, type GridPolicy, type MatmulVariant }
 import { MODEL_NAMES, type ModelName } from '../nn/models/index.js';
 import { UsageError, type FlagSpec, type Flags as ParsedFlags } from './args.js';
 import { defineCommand } from './command.js';
+import { claimOutputs } from './output.js';
+import { checkWritableFolder } from '../nn/writable.js';
 
 const spec = {
   quick: { type: 'boolean', help: 'fewer sizes and repetitions (for CPU adapters)' },
@@ -109,7 +111,7 @@ async function run(flags: Flags, positionals: string[]): Promise<number> {
   if (name === 'all') {
     if (flags.variants || flags.sizes || flags.grids) throw new UsageError('bench all runs every suite with its defaults: --variants, --sizes and --grids are for one suite');
     const dir = flags.dir ?? join('bench', 'results', `all-${backend}-${stamp}`);
-    mkdirSync(dir, { recursive: true });
+    checkWritableFolder(dir, flags.dir ? '--dir' : undefined); // creates it; before the work
     await benchAll(dir, Object.fromEntries(ALL.map((s) => [s, (json: string) => suites[s]!.run(flags, json)])));
     return 0;
   }
@@ -117,7 +119,8 @@ async function run(flags: Flags, positionals: string[]): Promise<number> {
   const suite = suites[name];
   if (!suite) throw new UsageError(`unknown suite '${name}'`);
   const json = flags.json ?? join('bench', 'results', `${name}-${backend}-${stamp}.json`);
-  mkdirSync(dirname(json), { recursive: true });
+  if (!flags.json) mkdirSync(dirname(json), { recursive: true });
+  claimOutputs({ '--json': json }); // can be written, checked before the work
   await suite.run(flags, json);
   return 0;
 }

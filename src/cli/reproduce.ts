@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { runtime } from '../engine/index.js';
 import { RunStoppedError } from '../nn/train.js';
+import { checkWritableFolder } from '../nn/writable.js';
 import { buildReport, formatPercent, effectSentences, type Results } from '../report/index.js';
 import { PRESETS, PRESET_NAMES } from '../reproduce/presets.js';
 import { runStages, stageRecords, stageStatus, type StageProgress } from '../reproduce/runner.js';
@@ -92,6 +93,8 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
   if (flags.fresh && !flags['list-stages'] && !flags.stage && !flags.status) rmSync(out, { recursive: true, force: true });
   const stages = buildStages(preset, { out, pairs, dataDir: flags['data-dir'], robust: flags.robust });
   const variants = variantsOf(preset);
+  // Every mode but --status and --list-stages writes under --out: checked (and created) first.
+  if (!flags.status && !flags['list-stages']) checkWritableFolder(out, '--out');
 
   if (flags.status) return printStatus(out, stages);
   if (flags.slurm) {

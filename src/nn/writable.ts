@@ -22,12 +22,24 @@ function probe(folder: string, what: string): void {
   }
 }
 
+/**
+ * mkdir -p one level at a time, from the deepest folder that exists. Node's own
+ * mkdirSync(dir, { recursive: true }) never returns on a path under /proc or /sys (where mkdir
+ * answers ENOENT with the parent present, and Node retries the parent forever).
+ */
+export function makeFolders(dir: string): void {
+  const full = resolve(dir);
+  const missing: string[] = [];
+  for (let d = full; !existsSync(d); d = dirname(d)) missing.unshift(d);
+  for (const d of missing) mkdirSync(d);
+}
+
 /** Creates folder `dir` (and its parents) when missing and checks that files can be written in it. */
 export function checkWritableFolder(dir: string, flag?: string): void {
   const what = flag ? `${flag} ${dir}` : dir;
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw new Error(`${what}: is a file, not a folder`);
   try {
-    mkdirSync(dir, { recursive: true });
+    makeFolders(dir);
   } catch (e) {
     throw new Error(`${what}: cannot create the folder (${reason(e)})`);
   }

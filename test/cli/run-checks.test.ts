@@ -1,5 +1,6 @@
 // What commands check before they work, in-process through runCli: output paths that cannot be
-// written (train --out, align --out / --json, interpolate / eval-curve / plane --json) fail at
+// written (train --out, align --out / --json, interpolate / eval-curve / plane --json, bench --json
+// and --dir, reproduce --out) fail at
 // once in one line and leave nothing behind; a checkpoint holding NaN is refused by eval,
 // interpolate and align naming the file and the tensor; and issue 16's small things (-h, `help
 // train`, demo --steps 0, align --samples too small or above the data set, --resume with fewer
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadSafetensors, writeSafetensors } from '../../src/nn/checkpoint/index.js';
+import { checkWritableFolder } from '../../src/nn/writable.js';
 import { setupEngine } from '../helpers.js';
 import { cli, type Result } from './run-cli.js';
 
@@ -105,6 +107,20 @@ test('train: a tensor over the adapter\'s limits (--width 1e9) fails in one line
   assertError(r, 1, 'train', 'needs', 'more than this adapter\'s', 'bytes', '--batch-size');
   assert.is(r.err.trim().split('\n').length, 1, `one line: ${r.err}`);
   assert.equal(existsSync(out) ? readdirSync(out) : [], [], 'nothing written');
+});
+
+test('bench --json in a missing folder, bench all --dir a file and reproduce --out a file fail before the work in one line', async () => {
+  const file = join(dir, 'a-file');
+  writeFileSync(file, 'x');
+  assertError(await cli('bench', 'matmul', '--json', join(dir, 'missing', 'm.json')), 1, 'bench', '--json', 'does not exist');
+  assertError(await cli('bench', 'all', '--dir', file), 1, 'bench', '--dir', 'is a file');
+  assertError(await cli('reproduce', '--preset', 'tiny', '--out', file), 1, 'reproduce', '--out', 'is a file');
+  assert.not.ok(existsSync(join(dir, 'missing')), 'bench made no folder for --json');
+});
+
+test('an --out under /proc is an error, not a hang (Node\'s recursive mkdirSync loops there)', () => {
+  if (!existsSync('/proc/self')) return; // not Linux: no /proc to try
+  assert.throws(() => checkWritableFolder('/proc/neuralign-no-such/run', '--out'), /--out \/proc\/neuralign-no-such\/run: cannot create the folder/);
 });
 
 test.run();
