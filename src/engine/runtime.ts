@@ -158,8 +158,9 @@ export interface Launch {
   buffers: readonly (GPUBuffer | null)[];
   workgroups: readonly [number, number, number];
   /**
-   * The shapes this launch works on (inputs, then output), for the profiler's table only: pass
-   * tensors' own shape arrays, which costs nothing when profiling is off.
+   * Shapes of the tensors this launch reads or writes (inputs first; the output where it says
+   * more), for the profiler's table only (profiler.ts). Pass the tensors' own shape arrays: they
+   * are formatted only while profiling.
    */
   shapes?: readonly Shape[];
 }
