@@ -10,7 +10,8 @@
 // so that a change in the machine's load hits both; the overhead is curve / endpoint - 1 (the
 // curve issue's target: under 25%).
 import { writeFileSync } from 'node:fs';
-import { backward, init, keep, randn, runtime, tensor, tidy, tuneMatmul } from '../src/engine/index.js';
+import { backward, init, keep, randn, runtime, tensor, tidy, tuneMatmul, type Tensor } from '../src/engine/index.js';
+import type { Module } from '../src/nn/module.js';
 import { MODEL_NAMES, createModel, type ModelName } from '../src/nn/models/index.js';
 import { SGD } from '../src/nn/optim.js';
 import { lossAndLogits } from '../src/nn/train.js';
@@ -27,6 +28,43 @@ export interface TrainStepOptions {
   curve?: boolean;
 }
 
+/** One model's training step on a fixed random batch, as this benchmark and `neuralign profile` run it. */
+export interface TrainStep {
+  model: Module;
+  optimizer: SGD;
+  x: Tensor;
+  y: Tensor;
+  /** Records one step (forward, the training loss, backward, the SGD update); reads nothing. */
+  step: () => void;
+  /** Frees the model, the optimizer and the batch. */
+  dispose: () => void;
+}
+
+/**
+ * Builds `name` (seed 1, 3x32x32 inputs, 10 classes), SGD with the paper's momentum and weight
+ * decay, and a random batch of `batch` images with labels 0..9 in turn.
+ */
+export function trainStep(name: ModelName, batch: number, width = 1): TrainStep {
+  const model = createModel(name, { inChannels: 3, numClasses: 10, width, seed: 1 });
+  const optimizer = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
+  const x = keep(randn([batch, 3, 32, 32]));
+  const y = keep(tensor(Int32Array.from({ length: batch }, (_, i) => i % 10), [batch], 'i32'));
+  const step = () =>
+    tidy(() => {
+      const { loss } = lossAndLogits(model, x, y); // the training loss (GoogLeNet's auxiliary heads too)
+      backward(loss);
+      optimizer.step();
+      optimizer.zeroGrad();
+    });
+  const dispose = () => {
+    optimizer.dispose();
+    model.dispose();
+    x.dispose();
+    y.dispose();
+  };
+  return { model, optimizer, x, y, step, dispose };
+}
+
 export async function benchTrainStep(opts: TrainStepOptions): Promise<unknown> {
   await init();
   const rt = runtime();
@@ -39,17 +77,7 @@ export async function benchTrainStep(opts: TrainStepOptions): Promise<unknown> {
   const rows = [];
   for (const name of models) {
     const width = opts.quick && (name === 'vgg16' || name === 'googlenet') ? 0.25 : 1;
-    const model = createModel(name, { inChannels: 3, numClasses: 10, width, seed: 1 });
-    const optimizer = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
-    const x = keep(randn([batch, 3, 32, 32]));
-    const y = keep(tensor(Int32Array.from({ length: batch }, (_, i) => i % 10), [batch], 'i32'));
-    const step = () =>
-      tidy(() => {
-        const { loss } = lossAndLogits(model, x, y); // the training loss (GoogLeNet's auxiliary heads too)
-        backward(loss);
-        optimizer.step();
-        optimizer.zeroGrad();
-      });
+    const { model, x, y, step, dispose } = trainStep(name, batch, width);
     // The curve: from this model to a second initialization, one bend at the midpoint.
     const other = opts.curve ? createModel(name, { inChannels: 3, numClasses: 10, width, seed: 2 }) : null;
     const curve = other ? new Curve(model, model.stateDict(), other.stateDict()) : null;
@@ -93,10 +121,7 @@ export async function benchTrainStep(opts: TrainStepOptions): Promise<unknown> {
     curveOptimizer?.dispose();
     curve?.dispose();
     other?.dispose();
-    optimizer.dispose();
-    model.dispose();
-    x.dispose();
-    y.dispose();
+    dispose();
     rt.pool.trim();
   }
   const report = { suite: opts.curve ? 'curve-step' : 'train-step', device: rt.info, matmul: matmul.choice, quick: opts.quick, rows };

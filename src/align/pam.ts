@@ -20,7 +20,7 @@
 //
 // Matrices here are row-major; a permutation `perm` is the matrix Pi[i][perm[i]] = 1, so
 // (Pi W)[i] = W[perm[i]]: unit perm[i] of B becomes unit i, the convention of permute.ts.
-import { Tensor, add, concat, full, keep, linearCombination, matmul, mulScalar, noGrad, relu, sub, sum, tensor, tidy } from '../engine/index.js';
+import { Tensor, add, concat, full, keep, linearCombination, matmul, mulScalar, noGrad, relu, setPhase, sub, sum, tensor, tidy } from '../engine/index.js';
 import { copyInto } from '../nn/module.js';
 import { SGD, type SGDOptions } from '../nn/optim.js';
 import { solveAssignment } from './assignment.js';
@@ -195,13 +195,18 @@ export class ProximalSGD extends SGD {
 
   override step(): void {
     super.step();
-    noGrad(() =>
-      this.params.forEach((p, i) =>
-        tidy(() => {
-          const prox = proximalStep(p, this.anchors[i]!, this.lr, this.nu);
-          copyInto(p, this.project ? this.project(prox) : prox);
-        }),
-      ),
-    );
+    const previousPhase = setPhase('optimizer'); // the profiler's label for the proximal step too
+    try {
+      noGrad(() =>
+        this.params.forEach((p, i) =>
+          tidy(() => {
+            const prox = proximalStep(p, this.anchors[i]!, this.lr, this.nu);
+            copyInto(p, this.project ? this.project(prox) : prox);
+          }),
+        ),
+      );
+    } finally {
+      setPhase(previousPhase);
+    }
   }
 }

@@ -15,6 +15,7 @@ import { interpolate } from './interpolate.js';
 import { RunStoppedError } from '../nn/train.js';
 import { SIGNAL_EXIT_CODES, installStopHandlers, type StopSignalName } from './signals.js';
 import { plane } from './plane.js';
+import { profile } from './profile.js';
 import { reproduce } from './reproduce.js';
 import { train } from './train.js';
 
@@ -23,6 +24,7 @@ const commands: Record<string, Command & { summary: string }> = {
   info: { ...info, summary: 'show the WebGPU device and limits in use' },
   demo: { ...demo, summary: 'check the engine end to end (what `npm start` runs)' },
   bench: { ...bench, summary: 'benchmark matmul, conv, a training step per model, the assignment solver; JSON output' },
+  profile: { ...profile, summary: 'per-kernel and per-op time of a training step (forward, backward, optimizer), dispatches and submits' },
   train: { ...train, summary: 'train a model (paper recipe), checkpoint every epoch, --resume' },
   eval: { ...evalCommand, summary: 'test loss and accuracy of a checkpoint' },
   align: { ...align, summary: "permute B's units to match A's (neuron alignment), report correlations" },

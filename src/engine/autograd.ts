@@ -8,6 +8,7 @@
 // A non-leaf's gradient is freed as soon as it has been passed to its inputs, and the
 // temporaries of each op's backward as soon as it returns, so backward's memory does not grow
 // with the depth of the graph and nothing leaks when it runs outside a tidy scope.
+import { setPhase } from './profiler.js';
 import { Tensor, endScope, keep, sameShape, sizeOf, startScope, type Shape } from './tensor.js';
 
 export interface GradNode {
@@ -118,6 +119,7 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
   const grads = new Map<Tensor, Tensor>();
   const previous = gradEnabled;
   gradEnabled = false; // backward ops are not themselves recorded (no double backward)
+  const previousPhase = setPhase('backward'); // the profiler's label for these launches
   try {
     grads.set(loss, gradOutput ? clone(gradOutput) : ones(loss.shape));
     const order = topologicalOrder(loss);
@@ -183,6 +185,7 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
     }
   } finally {
     gradEnabled = previous;
+    setPhase(previousPhase);
     for (const g of grads.values()) g.dispose();
   }
 }

@@ -100,6 +100,9 @@ async function tryAdapter(attempt: Attempt): Promise<{ gpu: GPU; adapter: GPUAda
   }
   const flags = attempt.backend ? [`backend=${attempt.backend}`] : [];
   if (process.env.NEURALIGN_DAWN_FLAGS) flags.push(...process.env.NEURALIGN_DAWN_FLAGS.split(/\s+/).filter(Boolean));
+  // Dawn rounds timestamp queries to 65.5 us unless told not to (a browser's guard against timing
+  // attacks); the profiler (profiler.ts) needs nanoseconds. Left alone if the user passes their own.
+  if (!flags.some((f) => f.startsWith('disable-dawn-features='))) flags.push('disable-dawn-features=timestamp_quantization');
   const gpu = create(flags) as GPU;
   // Discovery happens inside this call, synchronously: Dawn's native limit warnings with it.
   const adapter = await quietly(() =>

@@ -4,6 +4,8 @@ export type { Runtime, Launch, GridPolicy } from './runtime.js';
 export { NoAdapterError, type DeviceInfo } from './device.js';
 export { WebGPUError } from './stream.js';
 export { DeviceLimitError } from './buffer-pool.js';
+export { startProfiling, stopProfiling, defaultTimingMethod, setPhase, aggregate, kernelFamily, PHASES } from './profiler.js';
+export type { DispatchRecord, Phase, ProfileRow, GroupKey, TimingMethod, ProfileOptions } from './profiler.js';
 export { Tensor, tidy, keep, startScope, endScope, sameShape, sizeOf, type DType, type Shape } from './tensor.js';
 export { backward, noGrad, isGradEnabled, record } from './autograd.js';
 export * from './ops/index.js';

@@ -9,6 +9,7 @@
 import { openDevice, type GPUContext } from './device.js';
 import { BufferPool } from './buffer-pool.js';
 import { CommandStream, PARAM_SLOT_BYTES } from './stream.js';
+import type { Shape } from './tensor.js';
 
 export interface Runtime extends GPUContext {
   pool: BufferPool;
@@ -156,6 +157,12 @@ export interface Launch {
   /** Storage buffers for bindings 1, 2, ...; null for a binding this entry point does not use. */
   buffers: readonly (GPUBuffer | null)[];
   workgroups: readonly [number, number, number];
+  /**
+   * Shapes of the tensors this launch reads or writes (inputs first; the output where it says
+   * more), for the profiler's table only (profiler.ts). Pass the tensors' own shape arrays: they
+   * are formatted only while profiling.
+   */
+  shapes?: readonly Shape[];
 }
 
 /** Records one kernel launch on the shared command stream. */
@@ -169,6 +176,7 @@ export function launch(kernel: Kernel, spec: Launch): void {
   const bindGroup = rt.stream.scoped(`${spec.op} (kernel ${kernel.name})`, () =>
     rt.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }),
   );
+  if (rt.stream.profiler) rt.stream.profiler.launched(kernel, spec, pipeline, entries, slot.view);
   rt.stream.dispatch(spec.op, pipeline, bindGroup, spec.workgroups);
 }
 

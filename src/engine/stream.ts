@@ -12,10 +12,13 @@
 //    inside an error scope named after the op, and encoder.finish() inside one naming the ops of
 //    that submit; the first error is thrown, with that name, at the next submit or read-back.
 import type { BufferPool } from './buffer-pool.js';
+import type { Profiler } from './profiler.js';
 
 /** Bytes per uniform slot: WebGPU's minUniformBufferOffsetAlignment is at most 256. */
 export const PARAM_SLOT_BYTES = 256;
 const SLOTS_PER_CHUNK = 256;
+/** The arena's 4 chunks: the stream submits when they are used up, whatever submitEvery says. */
+export const MAX_DISPATCHES_PER_SUBMIT = SLOTS_PER_CHUNK * 4;
 
 /** A word to Atomics.wait on: a sleep that does not spin (nothing ever notifies it). */
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
@@ -51,6 +54,11 @@ export class CommandStream {
   /** Total dispatches and submits since creation (for benchmarks and tests). */
   dispatchCount = 0;
   submitCount = 0;
+  /**
+   * Set while profiling (startProfiling in profiler.ts), null otherwise: then each dispatch gets
+   * a compute pass of its own, with its timestamp writes, and each submit resolves its queries.
+   */
+  profiler: Profiler | null = null;
 
   constructor(
     private readonly device: GPUDevice,
@@ -101,6 +109,7 @@ export class CommandStream {
     this.encoder = null;
     this.slotsUsed = 0;
     this.opsInBatch = [];
+    this.profiler?.abandon();
     this.pool.onSubmit(); // nothing unsubmitted uses the released buffers any more
   }
 
@@ -150,10 +159,15 @@ export class CommandStream {
     bindGroup: GPUBindGroup,
     workgroups: readonly [number, number, number],
   ): void {
-    this.pass ??= this.getEncoder().beginComputePass();
+    if (this.profiler) {
+      this.endPass();
+      const timestampWrites = this.profiler.timestampWrites();
+      this.pass = this.getEncoder().beginComputePass(timestampWrites ? { timestampWrites } : {});
+    } else this.pass ??= this.getEncoder().beginComputePass();
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    if (this.profiler) this.endPass();
     this.opsInBatch.push(op);
     this.dispatchCount++;
     if (this.opsInBatch.length >= this.submitEvery || this.chunkFull()) this.submit();
@@ -161,7 +175,7 @@ export class CommandStream {
 
   private chunkFull(): boolean {
     // Keep a slot in hand for read-backs that follow; a new chunk is cheap but unbounded growth is not.
-    return this.slotsUsed >= SLOTS_PER_CHUNK * 4;
+    return this.slotsUsed >= MAX_DISPATCHES_PER_SUBMIT;
   }
 
   /** Records a buffer-to-buffer copy (ends the current compute pass). */
@@ -191,6 +205,7 @@ export class CommandStream {
       const chunk = this.chunks[i]!;
       this.device.queue.writeBuffer(chunk.gpu, 0, chunk.cpu, 0, used);
     }
+    this.profiler?.resolve(this.encoder);
     const ops = summarize(this.opsInBatch);
     const commands = this.scoped(`submit of [${ops}]`, () => this.encoder!.finish());
     this.device.queue.submit([commands]);

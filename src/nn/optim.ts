@@ -6,7 +6,7 @@
 // with the optimizer until dispose().
 import sgdWgsl from '../shaders/sgd.wgsl';
 import gridWgsl from '../shaders/lib/grid.wgsl';
-import { Kernel, Tensor, clone, gridStride, keep, launch, noGrad } from '../engine/index.js';
+import { Kernel, Tensor, clone, gridStride, keep, launch, noGrad, setPhase } from '../engine/index.js';
 
 const sgdKernel = new Kernel('sgd', [gridWgsl, sgdWgsl], 'sgd');
 const sgdMomentumKernel = new Kernel('sgd_momentum', [gridWgsl, sgdWgsl], 'sgd_momentum');
@@ -52,19 +52,28 @@ export class SGD {
 
   /** Updates every parameter that has a gradient, in place. */
   step(): void {
-    this.params.forEach((p, i) => {
-      const grad = p.grad;
-      if (!grad || p.size === 0) return;
-      if (grad.size !== p.size) throw new Error(`SGD: gradient ${grad} does not match parameter ${p}`);
-      const first = this.buffers[i] === null;
-      const useMomentum = this.momentum !== 0;
-      if (useMomentum && first) this.buffers[i] = keep(new Tensor(p.shape, 'f32'));
-      launch(useMomentum ? sgdMomentumKernel : sgdKernel, {
-        op: 'sgd step',
-        params: (w) => w.u32(p.size, first ? 1 : 0, this.nesterov ? 1 : 0).f32(this.lr, this.momentum, this.dampening, this.weightDecay),
-        buffers: [p.buffer, grad.buffer, useMomentum ? this.buffers[i]!.buffer : null],
-        workgroups: gridStride(p.size, 256),
-      });
+    const previousPhase = setPhase('optimizer'); // the profiler's label for these launches
+    try {
+      this.params.forEach((p, i) => this.update(p, i));
+    } finally {
+      setPhase(previousPhase);
+    }
+  }
+
+  /** One parameter's fused update: one dispatch. */
+  private update(p: Tensor, i: number): void {
+    const grad = p.grad;
+    if (!grad || p.size === 0) return;
+    if (grad.size !== p.size) throw new Error(`SGD: gradient ${grad} does not match parameter ${p}`);
+    const first = this.buffers[i] === null;
+    const useMomentum = this.momentum !== 0;
+    if (useMomentum && first) this.buffers[i] = keep(new Tensor(p.shape, 'f32'));
+    launch(useMomentum ? sgdMomentumKernel : sgdKernel, {
+      op: 'sgd step',
+      params: (w) => w.u32(p.size, first ? 1 : 0, this.nesterov ? 1 : 0).f32(this.lr, this.momentum, this.dampening, this.weightDecay),
+      buffers: [p.buffer, grad.buffer, useMomentum ? this.buffers[i]!.buffer : null],
+      workgroups: gridStride(p.size, 256),
+      shapes: [p.shape],
     });
   }
 

@@ -90,13 +90,14 @@ export function batchNorm(
     mean = new Tensor([channels], 'f32');
     stat = new Tensor([channels], 'f32');
     const params = (w: ParamWriter) => w.u32(count, channels, spatial, chunk, chunks).f32(eps, momentum);
-    launch(statsPartialKernel, { op: 'batchNorm statistics', constants: { WG: wg }, params, buffers: [x.buffer, partial.buffer], workgroups: [chunks, channels, 1] });
+    launch(statsPartialKernel, { op: 'batchNorm statistics', constants: { WG: wg }, params, buffers: [x.buffer, partial.buffer], workgroups: [chunks, channels, 1], shapes: [x.shape] });
     const update = runningMean !== null && runningVar !== null;
     launch(update ? statsUpdateKernel : statsFinalizeKernel, {
       op: 'batchNorm statistics',
       params,
       buffers: [null, partial.buffer, mean.buffer, stat.buffer, update ? runningMean.buffer : null, update ? runningVar.buffer : null],
       workgroups: [Math.ceil(channels / 64), 1, 1],
+      shapes: [partial.shape],
     });
     partial.dispose();
   } else {
@@ -112,6 +113,7 @@ export function batchNorm(
     params: (w) => w.u32(x.size, channels, spatial, flags).f32(eps),
     // An absent weight or bias is never read (flags), but WebGPU binds every declared buffer.
     buffers: [x.buffer, mean.buffer, stat.buffer, (weight ?? x).buffer, (bias ?? x).buffer, y.buffer],
+    shapes: [x.shape],
     workgroups: gridStride(x.size, 256),
   });
 
@@ -141,12 +143,14 @@ export function batchNorm(
         constants: { ...constants, WG: wg },
         params,
         buffers: [x.buffer, mean.buffer, stat.buffer, null, dy.buffer, partial.buffer],
+        shapes: [x.shape],
         workgroups: [chunks, channels, 1],
       });
       launch(backwardFinalizeKernel, {
         op: 'batchNorm backward',
         params,
         buffers: [null, null, null, null, null, partial.buffer, sumDy.buffer, sumDyXhat.buffer],
+        shapes: [partial.shape],
         workgroups: [Math.ceil(channels / 64), 1, 1],
       });
       partial.dispose();
@@ -162,6 +166,7 @@ export function batchNorm(
         buffers: training
           ? [x.buffer, mean.buffer, stat.buffer, w, dy.buffer, null, sumDy!.buffer, sumDyXhat!.buffer, dx.buffer]
           : [null, null, stat.buffer, w, dy.buffer, null, null, null, dx.buffer],
+        shapes: [x.shape],
         workgroups: gridStride(x.size, 256),
       });
     }

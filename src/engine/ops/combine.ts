@@ -20,6 +20,7 @@ function lincombRaw(ws: readonly Tensor[], c: readonly number[], out: Tensor): v
     op: 'linearCombination',
     params: (w) => w.u32(out.size, ws.length, 0, 0).f32(...coefficients),
     buffers: [0, 1, 2, 3].map((k) => (ws[k] ?? ws[0]!).buffer).concat(out.buffer),
+    shapes: [out.shape],
     workgroups: gridStride(out.size, 256),
   });
 }

@@ -210,21 +210,24 @@ function launchGemm(gemm: Gemm, g: Conv2dGeometry, img: Tensor, mat: Tensor, bia
       ...(gemm.phase ?? []),
     );
   const op = `conv2d ${gemm.pass}`;
+  // For the profiler: the two operands and the output (a weight gradient's split-K partial sums).
+  const shapes = [img.shape, mat.shape, out.shape];
   const constants = { PASS: PASS[gemm.pass] };
   // Binding 3 (bias) is read only when has_bias; otherwise any buffer fills it.
   if (kernel === 'tiled') {
-    launch(tiledKernel, { op, constants, params, buffers: [img.buffer, mat.buffer, (bias ?? mat).buffer, out.buffer], workgroups: [gx, gy, splits] });
+    launch(tiledKernel, { op, constants, params, buffers: [img.buffer, mat.buffer, (bias ?? mat).buffer, out.buffer], workgroups: [gx, gy, splits], shapes });
     return;
   }
   const reg = registerBlock(M, N);
   const packed = new Tensor([Math.max(K, 1), Math.ceil(M / 4) * 4], 'f32');
-  launch(packKernel, { op: `${op} (pack)`, constants, params, buffers: [null, mat.buffer, null, packed.buffer], workgroups: grid1d(K, 64) });
+  launch(packKernel, { op: `${op} (pack)`, constants, params, buffers: [null, mat.buffer, null, packed.buffer], workgroups: grid1d(K, 64), shapes: [mat.shape] });
   launch(registersKernel, {
     op,
     constants: { ...constants, WG_N: reg.wg, TM4: reg.tm4, TN: reg.tn },
     params,
     buffers: [img.buffer, packed.buffer, (bias ?? img).buffer, out.buffer],
     workgroups: [gx, gy, splits],
+    shapes,
   });
   packed.dispose(); // reusable once the stream has submitted these launches
 }

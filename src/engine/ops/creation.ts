@@ -80,7 +80,7 @@ export const POISON_WORD = 0x7fc00000;
 
 function fillWord(t: Tensor, word: number, op: string): void {
   if (t.size === 0) return;
-  launch(fillKernel, { op, params: (w) => w.u32(t.size, word), buffers: [t.buffer], workgroups: gridStride(t.size, 256) });
+  launch(fillKernel, { op, params: (w) => w.u32(t.size, word), buffers: [t.buffer], workgroups: gridStride(t.size, 256), shapes: [t.shape] });
 }
 
 /**
@@ -109,6 +109,7 @@ export function arange(start: number, end?: number, step = 1, dtype: DType = 'f3
     constants: { DTYPE: dtype === 'f32' ? 0 : 1 },
     params: (w) => w.u32(n, 0).f32(start, step),
     buffers: [t.buffer],
+    shapes: [t.shape],
     workgroups: gridStride(n, 256),
   });
   return t;
@@ -154,6 +155,7 @@ export function rand(shape: Shape, low = 0, high = 1, opts: RandomOptions = {}):
     op: 'rand',
     params: (w) => w.u32(t.size, g.seed, offset).f32(low, high),
     buffers: [t.buffer],
+    shapes: [t.shape],
     workgroups: gridStride(t.size, 256),
   });
   return t;
@@ -169,6 +171,7 @@ export function randn(shape: Shape, mean = 0, std = 1, opts: RandomOptions = {})
     op: 'randn',
     params: (w) => w.u32(t.size, g.seed, offset).f32(mean, std),
     buffers: [t.buffer],
+    shapes: [t.shape],
     workgroups: gridStride(t.size, 256),
   });
   return t;
@@ -178,5 +181,5 @@ export function randn(shape: Shape, mean = 0, std = 1, opts: RandomOptions = {})
 export function addInPlaceInt(t: Tensor, value: number): void {
   if (t.dtype !== 'i32') throw new Error(`addInPlaceInt: expects an i32 tensor, got ${t.dtype}`);
   if (t.size === 0) return;
-  launch(addIntKernel, { op: 'addInPlaceInt', params: (w) => w.u32(t.size, value >>> 0), buffers: [t.buffer], workgroups: gridStride(t.size, 256) });
+  launch(addIntKernel, { op: 'addInPlaceInt', params: (w) => w.u32(t.size, value >>> 0), buffers: [t.buffer], workgroups: gridStride(t.size, 256), shapes: [t.shape] });
 }

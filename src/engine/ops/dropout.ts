@@ -36,6 +36,7 @@ function applyMask(src: Tensor, p: number, seed: number, offset: number): Tensor
     op: 'dropout',
     params: (w) => w.u32(src.size, seed, offset).f32(p, p === 1 ? 0 : 1 / (1 - p)),
     buffers: [src.buffer, out.buffer],
+    shapes: [src.shape],
     workgroups: gridStride(src.size, 256),
   });
   return out;

@@ -42,6 +42,7 @@ function unaryRaw(x: Tensor, name: UnaryName, alpha = 0, beta = 0): Tensor {
       constants: { OP: UNARY[name] },
       params: (w) => w.u32(x.size).f32(alpha, beta),
       buffers: [x.buffer, out.buffer],
+      shapes: [x.shape],
       workgroups: gridStride(x.size, 256),
     });
   }
@@ -72,6 +73,7 @@ function binaryRaw(a: Tensor, b: Tensor, name: BinaryName): Tensor {
         .u32x4(broadcastStrides(a.shape, shape), MAX_RANK / 4)
         .u32x4(broadcastStrides(b.shape, shape), MAX_RANK / 4),
     buffers: [a.buffer, b.buffer, out.buffer],
+    shapes: [a.shape, b.shape],
     workgroups: gridStride(out.size, 256),
   });
   return out;
@@ -266,6 +268,7 @@ function whereTensors(cond: Tensor, at: Tensor, bt: Tensor): Tensor {
           .u32x4(broadcastStrides(at.shape, shape), 2)
           .u32x4(broadcastStrides(bt.shape, shape), 2),
       buffers: [cond.buffer, at.buffer, bt.buffer, out.buffer],
+      shapes: [cond.shape, at.shape, bt.shape],
       workgroups: gridStride(out.size, 256),
     });
   }

@@ -42,6 +42,7 @@ export function pick(x: Tensor, index: Tensor): Tensor {
       op: 'pick',
       params: (w) => w.u32(rows, classes, rows, 1),
       buffers: [x.buffer, index.buffer, out.buffer],
+      shapes: [x.shape],
       workgroups: gridStride(rows, 256),
     });
   }
@@ -57,6 +58,7 @@ export function oneHot(labels: Tensor, classes: number): Tensor {
       op: 'oneHot',
       params: (w) => w.u32(out.size, classes, labels.size, 1),
       buffers: [null, labels.buffer, out.buffer],
+      shapes: [out.shape],
       workgroups: gridStride(out.size, 256),
     });
   }

@@ -174,6 +174,7 @@ export function matmulInto(a: Tensor, b: Tensor, out: Tensor, p: MatmulProblem, 
       op: 'matmul',
       params: (w) => w.u32(p.M, p.N, p.K, p.batch, aM, aK, p.batchA, bK, bN, p.batchB),
       buffers: [a.buffer, b.buffer, out.buffer],
+      shapes: [a.shape, b.shape, out.shape],
       workgroups: [Math.ceil(p.N / 16), Math.ceil(p.M / 16), p.batch],
     });
     return;
@@ -212,6 +213,7 @@ export function matmulInto(a: Tensor, b: Tensor, out: Tensor, p: MatmulProblem, 
     constants,
     params: (w) => w.u32(p.M, p.N, p.K, p.batch, aM, aK, p.batchA, bK, bN, p.batchB, tilesN, tilesM, flags),
     buffers: [a.buffer, b.buffer, out.buffer],
+    shapes: [a.shape, b.shape, out.shape],
     // One workgroup per output tile, linear over (column tile, row tile, batch entry).
     workgroups: grid1d(tilesN * tilesM * p.batch, 1),
   });

@@ -93,6 +93,7 @@ export function maxPool2d(x: Tensor, kernelSize: Pair, opts: Pool2dOptions = {})
     op: 'maxPool2d',
     params: writeParams(g, y.size),
     buffers: [x.buffer, indices.buffer, y.buffer],
+    shapes: [x.shape, y.shape],
     workgroups: gridStride(y.size, 256),
   });
   if (!needsGrad(x)) {
@@ -105,6 +106,7 @@ export function maxPool2d(x: Tensor, kernelSize: Pair, opts: Pool2dOptions = {})
       op: 'maxPool2d backward',
       params: writeParams(g, x.size),
       buffers: [dy.buffer, indices.buffer, dx.buffer],
+      shapes: [dy.shape, dx.shape],
       workgroups: gridStride(x.size, 256),
     });
     return [dx];
@@ -120,6 +122,7 @@ export function avgPool2d(x: Tensor, kernelSize: Pair, opts: AvgPool2dOptions = 
     op: 'avgPool2d',
     params: writeParams(g, y.size, includePad),
     buffers: [x.buffer, null, y.buffer],
+    shapes: [x.shape, y.shape],
     workgroups: gridStride(y.size, 256),
   });
   return record(y, 'avgPool2d', [x], (dy) => {
@@ -128,6 +131,7 @@ export function avgPool2d(x: Tensor, kernelSize: Pair, opts: AvgPool2dOptions = 
       op: 'avgPool2d backward',
       params: writeParams(g, x.size, includePad),
       buffers: [dy.buffer, null, dx.buffer],
+      shapes: [dy.shape, dx.shape],
       workgroups: gridStride(x.size, 256),
     });
     return [dx];

@@ -78,6 +78,7 @@ function reduceRaw(x: Tensor, axes: number[], outShape: Shape, name: ReduceName)
           .u32x4(red.map((a) => a.len), 2)
           .u32x4(red.map((a) => a.stride), 2),
       buffers: [x.buffer, partial.buffer],
+      shapes: [x.shape, partial.shape],
       workgroups: grid1d(nOut * chunks, 64),
     });
   }

@@ -25,6 +25,7 @@ function stridedGather(src: Tensor, shape: Shape, strides: readonly number[], of
     op,
     params: (w) => w.u32(out.size, shape.length, offset).u32x4(shape, MAX_RANK / 4).u32x4(strides, MAX_RANK / 4),
     buffers: [src.buffer, out.buffer],
+    shapes: [src.shape, out.shape],
     workgroups: gridStride(out.size, 256),
   });
   return out;
@@ -38,6 +39,7 @@ function stridedScatter(src: Tensor, dst: Tensor, strides: readonly number[], of
     op,
     params: (w) => w.u32(src.size, src.rank, offset).u32x4(src.shape, MAX_RANK / 4).u32x4(strides, MAX_RANK / 4),
     buffers: [src.buffer, dst.buffer],
+    shapes: [src.shape, dst.shape],
     workgroups: gridStride(src.size, 256),
   });
 }
@@ -164,6 +166,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
       op: 'indexSelect',
       params: (w) => w.u32(out.size, dim, m, inner),
       buffers: [x.buffer, index.buffer, out.buffer],
+      shapes: [x.shape, index.shape],
       workgroups: gridStride(out.size, 256),
     });
   }
@@ -174,6 +177,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
         op: 'indexSelect backward',
         params: (w) => w.u32(gx.size, dim, m, inner),
         buffers: [g.buffer, index.buffer, gx.buffer],
+        shapes: [g.shape, gx.shape],
         workgroups: gridStride(gx.size, 256),
       });
     }

@@ -80,6 +80,7 @@ export function transformImages(pixels: Uint8Array, shape: readonly [number, num
         .f32(...vec4(opts.mean, 0))
         .f32(...vec4(opts.std, 1)),
     buffers: [packed.buffer, x.buffer],
+    shapes: [x.shape],
     workgroups: gridStride(x.size, 256),
   });
   packed.dispose(); // reusable only after the submit that reads it (engine/buffer-pool.ts)
