@@ -17,7 +17,7 @@ const common = {
   target: 'node20',
   sourcemap: 'linked',
   loader: { '.wgsl': 'text' },
-  external: ['webgpu', 'uvu', 'uvu/assert'],
+  external: ['webgpu', 'uvu', 'uvu/assert', 'esbuild', 'playwright-core'],
   logLevel: 'warning',
 };
 

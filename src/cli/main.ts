@@ -2,6 +2,7 @@
 // 0 success, 1 failure, 2 no usable WebGPU adapter, 64 bad usage, 130 / 143 stopped by SIGINT /
 // SIGTERM (signals.ts).
 import { NoAdapterError, shutdown } from '../engine/index.js';
+import { useDawn } from '../engine/dawn.js';
 import { align } from './align.js';
 import { UsageError } from './args.js';
 import { bench } from './bench.js';
@@ -53,6 +54,7 @@ function usage(): string {
 }
 
 export async function runCli(argv: string[]): Promise<number> {
+  useDawn(); // the CLI's WebGPU is Dawn's Node bindings (src/engine/device.ts, DevicePlatform)
   let [name, ...rest] = argv;
   // `neuralign help train` is `neuralign train --help`.
   if (name === 'help' && rest.length) [name, ...rest] = [rest[0]!, '--help'];
