@@ -1,6 +1,6 @@
 // `neuralign bench <suite>`: runs a benchmark suite from bench/ and writes its results as JSON.
 // The suites live in bench/ (not here) so they can be read and changed beside their READMEs.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { benchAll } from '../../bench/all.js';
 import { benchAssignment } from '../../bench/assignment.js';
@@ -51,15 +51,19 @@ function sizes(flags: Flags): number[] | undefined {
 const suites: Record<string, Suite> = {
   matmul: {
     what: 'GFLOP/s of every matmul variant on square sizes and model shapes (bench/matmul.ts, bench/README.md)',
-    run: (flags, json) => {
+    run: async (flags, json) => {
       const variants = list(flags);
       for (const v of variants ?? []) {
         if (!(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new UsageError(`unknown matmul variant '${v}'`);
       }
-      return benchMatmul({
-        quick: flags.quick, json, reps: flags.reps, sizes: sizes(flags), busyWait: flags['busy-wait'],
+      const report = await benchMatmul({
+        quick: flags.quick, reps: flags.reps, sizes: sizes(flags), busyWait: flags['busy-wait'],
         variants: variants as MatmulVariant[] | undefined,
       });
+      // bench/matmul.ts has no file I/O (the browser's kernel lab runs it too); the report goes here.
+      writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
+      console.log(`wrote ${json}`);
+      return report;
     },
   },
   conv: {
