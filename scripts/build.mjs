@@ -46,6 +46,7 @@ await build({
   platform: 'browser',
   format: 'esm',
   target: ['chrome113', 'firefox141', 'safari26'],
+  minify: true,
   sourcemap: 'linked',
   loader: { '.wgsl': 'text' },
   logLevel: 'warning',
