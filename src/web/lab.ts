@@ -2,8 +2,12 @@
 // the CLI (bench/matmul.ts: every variant's output checked against a float64 reference before it
 // is timed, then GFLOP/s per shape), the adapter's name, features and limits, the variant the
 // engine would pick (tuneMatmul), and the report as a download in the `bench --json` format.
-// URL parameters: auto=1 runs at once; sizes=64,128,256 (square sizes); models=1 adds the
-// paper's model shapes; variants=tiled,regblock; reps=3; tune=512 (the size tuneMatmul times).
+// With conv=1 the conv suite (bench/conv.ts: forward, input and weight gradient of the quick
+// VGG16/ResNet32 layers, each pass checked against float64 before it is timed) runs after it.
+// URL parameters: auto=1 runs at once; sizes=64,128,256 (square sizes); models=1 instead times
+// the paper's model shapes; variants=tiled,regblock; reps=3; tune=512 (the size tuneMatmul
+// times); conv=1; nets=vgg16,resnet32 and batch=2 (the conv layers and their batch).
+import { CONV_KERNELS, CONV_SHAPES, benchConv, type ConvBenchReport, type ConvRow, type PassResult } from '../../bench/conv.js';
 import { benchMatmul, MODEL_SHAPES, type MatmulBenchReport } from '../../bench/matmul.js';
 import { MATMUL_VARIANTS, matmulVariantAvailable, type MatmulVariant, type Runtime } from '../engine/index.js';
 import { byId, catchUncaught, el, page, setStatus, showError, startEngine } from './ui.js';
@@ -67,13 +71,53 @@ function resultRow(row: MatmulBenchReport['rows'][number], variants: readonly Ma
   return tr;
 }
 
-function offerDownload(report: MatmulBenchReport): void {
+/** Points link #id at `report` as a JSON file (the `bench --json` format of its suite). */
+function offerDownload(id: string, suite: string, report: unknown): void {
   const blob = new Blob([JSON.stringify(report, null, 2) + '\n'], { type: 'application/json' });
-  const stamp = report.date.replace(/[:.]/g, '-').slice(0, 19);
-  const a = byId<HTMLAnchorElement>('download');
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  const a = byId<HTMLAnchorElement>(id);
   a.href = URL.createObjectURL(blob);
-  a.download = `matmul-browser-${stamp}.json`;
+  a.download = `${suite}-browser-${stamp}.json`;
   a.hidden = false;
+}
+
+/** One conv pass's cell: GFLOP/s with its checked error, or 'wrong'. */
+function passCell(p: PassResult): HTMLTableCellElement {
+  const td = el('td');
+  if (p.gflops === undefined) {
+    td.dataset.check = 'wrong';
+    td.append(el('span', 'wrong', { class: 'wrong', title: `relative error ${p.maxRelError} > ${p.errorBound}` }));
+  } else {
+    td.dataset.check = 'correct';
+    td.append(el('span', p.gflops >= 10 ? p.gflops.toFixed(1) : p.gflops.toPrecision(2)), el('small', ` ✓ ${p.maxRelError.toExponential(1)}`));
+  }
+  return td;
+}
+
+async function runConv(): Promise<ConvBenchReport> {
+  const nets = params.get('nets')?.split(',') ?? ['vgg16', 'resnet32'];
+  const batch = Number(params.get('batch')) || 2;
+  const table = el('table', undefined, { id: 'conv-table' });
+  const head = el('tr');
+  head.append(...['net', 'layer', 'kernel', 'forward', 'input grad', 'weight grad'].map((h) => el('th', h)));
+  table.append(head);
+  byId('conv-results').replaceChildren(table);
+  setStatus(`conv: checking and timing each pass at batch ${batch}…`);
+  const report = await benchConv({
+    quick: true,
+    batch,
+    runs: Number(byId<HTMLInputElement>('reps').value) || 3,
+    kernels: [...CONV_KERNELS],
+    shapes: CONV_SHAPES.filter((s) => s.quick && nets.includes(s.net)),
+    log: (line) => (byId('log').textContent += line + '\n'),
+    onRow: (row: ConvRow) => {
+      const tr = el('tr');
+      tr.append(el('td', row.net), el('td', row.layer), el('td', row.kernel), passCell(row.forward), passCell(row.inputGrad), passCell(row.weightGrad));
+      table.append(tr);
+    },
+  });
+  offerDownload('conv-download', 'conv', report);
+  return report;
 }
 
 async function run(rt: Runtime): Promise<void> {
@@ -105,10 +149,11 @@ async function run(rt: Runtime): Promise<void> {
       onRow: (row) => table.tBodies[0]!.append(resultRow(row, variants)),
     });
     byId('choice').textContent = `The engine would use ${report.tuned.choice} here (timed at ${tuneSize}³: ${Object.entries(report.tuned.ms).map(([v, ms]) => `${v} ${ms!.toFixed(1)} ms`).join(', ') || 'forced'}).`;
+    offerDownload('download', 'matmul', report);
+    if (byId<HTMLInputElement>('conv').checked) page.conv = await runConv();
     page.report = report;
-    offerDownload(report);
     page.state = 'done';
-    setStatus(`done: ${report.rows.length} shapes x ${variants.length} variants`);
+    setStatus(`done: ${report.rows.length} shapes x ${variants.length} variants${page.conv ? ', and conv' : ''}`);
   } catch (e) {
     showError('The benchmark failed', (e as Error).message);
   } finally {
@@ -125,6 +170,7 @@ async function main(): Promise<void> {
   byId<HTMLInputElement>('sizes').value = params.get('sizes') ?? '64,128,256';
   byId<HTMLInputElement>('models').checked = params.get('models') === '1';
   byId<HTMLInputElement>('reps').value = params.get('reps') ?? '3';
+  byId<HTMLInputElement>('conv').checked = params.get('conv') === '1';
   const wanted = params.get('variants')?.split(',');
   const box = byId('variants');
   for (const v of MATMUL_VARIANTS) {

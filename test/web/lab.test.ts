@@ -1,9 +1,10 @@
 // The kernel lab (src/web/lab.ts) in headless chromium on SwiftShader's WebGPU: with ?auto=1 it
-// runs a small sweep, and each timed matmul variant has been checked against the float64
-// reference; without WebGPU the page says what to do instead of staying blank.
+// runs a small sweep, and each timed matmul variant and conv pass has been checked against the
+// float64 reference; without WebGPU the page says what to do instead of staying blank.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Browser } from 'playwright-core';
+import type { ConvBenchReport } from '../../bench/conv.js';
 import type { MatmulBenchReport } from '../../bench/matmul.js';
 import type { RunningServer } from '../../src/cli/static-server.js';
 import { testUnless } from '../helpers.js';
@@ -29,14 +30,15 @@ interface LabState {
   state: string;
   error?: string;
   report?: MatmulBenchReport;
+  conv?: ConvBenchReport;
 }
 
-testUnless(test, browserSkipReason, 'auto sweep: every timed variant matches the float64 reference', async () => {
+testUnless(test, browserSkipReason, 'auto sweep: every timed matmul variant and conv pass matches the float64 reference', async () => {
   const page = await browser!.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   // Small shapes and a small tuning size keep this to seconds on a CPU adapter.
-  await page.goto(`${server!.url}lab.html?auto=1&sizes=32,96&tune=64&reps=1&variants=naive,tiled,regblock`);
+  await page.goto(`${server!.url}lab.html?auto=1&sizes=32,96&tune=64&reps=1&variants=naive,tiled,regblock&conv=1&nets=resnet32&batch=1`);
   await page.waitForFunction(() => {
     const s = (window as unknown as { neuralign?: LabState }).neuralign;
     return s && (s.report || s.state === 'error');
@@ -59,6 +61,18 @@ testUnless(test, browserSkipReason, 'auto sweep: every timed variant matches the
   assert.is(await page.locator('#results-table td[data-check="correct"]').count(), 2 * 3);
   assert.is(await page.locator('#results-table td[data-check="wrong"]').count(), 0);
   assert.match((await page.locator('#download').getAttribute('download')) ?? '', /^matmul-browser-.*\.json$/);
+  // Conv: the quick ResNet32 layers, both kernels, all three passes checked and timed.
+  const conv = state.conv!;
+  assert.is(conv.suite, 'conv');
+  assert.equal([...new Set(conv.rows.map((r) => r.kernel))].sort(), ['registers', 'tiled']);
+  assert.is(conv.rows.length, 2 * 3);
+  for (const row of conv.rows) {
+    for (const [pass, p] of Object.entries({ forward: row.forward, inputGrad: row.inputGrad, weightGrad: row.weightGrad })) {
+      assert.ok(p.maxRelError <= p.errorBound && p.gflops! > 0, `conv ${row.kernel} ${pass} of ${row.layer}: error ${p.maxRelError} (bound ${p.errorBound})`);
+    }
+  }
+  assert.is(await page.locator('#conv-table td[data-check="correct"]').count(), 6 * 3);
+  assert.match((await page.locator('#conv-download').getAttribute('download')) ?? '', /^conv-browser-.*\.json$/);
   assert.match(await page.locator('#adapter').innerText(), /maxComputeInvocationsPerWorkgroup/);
   await page.close();
 });
