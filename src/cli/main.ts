@@ -32,7 +32,7 @@ const commands: Record<string, Command & { summary: string }> = {
   curve: { ...curve, summary: 'train a Bezier or polychain curve from A to B (or to B aligned to A), --resume' },
   'eval-curve': { ...evalCurve, summary: 'loss and accuracy along a trained curve (and the line), BN re-estimated per t; Min, Avg, barriers' },
   plane: { ...plane, summary: 'loss and accuracy on the plane through A, P(B) and the bend; JSON for a heatmap' },
-  serve: { ...serve, summary: 'the browser pages (kernel lab, report viewer) and the run folders on localhost' },
+  serve: { ...serve, summary: 'the browser pages (kernel lab, report viewer, live alignment) and the run folders on localhost' },
 };
 
 /** The commands by name (for `reproduce`, which runs them as its stages). */

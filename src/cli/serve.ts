@@ -1,4 +1,4 @@
-// `neuralign serve`: the browser pages (kernel lab, report viewer) and the run folders on
+// `neuralign serve`: the browser pages (kernel lab, report viewer, live page) and the run folders on
 // localhost, until Ctrl-C. The pages are built by `npm run build` into dist/web/ beside the CLI.
 import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +19,7 @@ function defaultWebDir(): string {
 
 export const serve = defineCommand({
   usage: 'neuralign serve [--port 8080] [--runs runs/] [--web DIR]',
-  description: 'Serves the browser pages (kernel lab, report viewer) and the run folders on localhost; prints the URL. Ctrl-C stops it.',
+  description: 'Serves the browser pages (kernel lab, report viewer, live alignment) and the run folders on localhost; prints the URL. Ctrl-C stops it.',
   spec,
   device: false,
   async run(flags) {
