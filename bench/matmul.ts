@@ -8,13 +8,16 @@
 // stream.finish(), which does not spin a core: see CommandStream.sleepWhileWaiting); the result is the median over `reps` timed
 // runs after one compiling run and `warmup` runs. FLOPs are 2 * batch * M * N * K.
 //
-// Check: 64 outputs per (shape, variant), sampled at random, are compared with float64 sums of the
-// same float32 inputs; the error is |c - ref| / sum_k |a_mk b_kn| (as in test/engine/matmul.test.ts).
+// Check: before a variant is timed on a shape, 64 outputs of its first (compiling) run, sampled at
+// random, are compared with float64 sums of the same float32 inputs; the error is
+// |c - ref| / sum_k |a_mk b_kn| (as in test/engine/matmul.test.ts). A variant over the bound
+// (about (K + 1) 2^-23) is reported wrong and not timed.
+//
+// No Node built-ins here: the browser's kernel lab (src/web/lab.ts) runs this same sweep on the
+// visitor's adapter; `neuralign bench matmul` (src/cli/bench.ts) writes the report to a file.
 //
 // The JSON lists every shape with M, N, K, batch and transposes, so a baseline from another
 // framework (PyTorch on a GPU: see bench/README.md) can time the same shapes and be set beside it.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import * as E from '../src/engine/index.js';
 import { median, timeGPU } from '../src/engine/tune.js';
 
@@ -64,10 +67,12 @@ export interface MatmulBenchOptions {
   /** Wait for the queue by awaiting Dawn's promise directly (dawn.node's polling spins a core
    * meanwhile) instead of the stream's sleeping wait, the engine's default. */
   busyWait?: boolean;
-  /** Writes the results here as JSON. */
-  json?: string;
   /** Called with each table line (default console.log). */
   log?: (line: string) => void;
+  /** Called with each shape's results as soon as they are measured (the kernel lab's table). */
+  onRow?: (row: MatmulBenchReport['rows'][number], variants: readonly E.MatmulVariant[]) => void;
+  /** The square size tuneMatmul times to pick the engine's variant (default 512). */
+  tuneSize?: number;
 }
 
 export interface MatmulResult {
@@ -78,6 +83,8 @@ export interface MatmulResult {
   runsPerRep?: number;
   /** Largest sampled error relative to sum_k |a b| (see the top comment). */
   maxRelError?: number;
+  /** The bound maxRelError was checked against; over it the variant is wrong and not timed. */
+  errorBound?: number;
   skipped?: string;
 }
 
@@ -144,7 +151,7 @@ export async function benchMatmul(opts: MatmulBenchOptions = {}): Promise<Matmul
     log(`(variant ${v} skipped: not available on this adapter)`);
     return false;
   });
-  const tuned = await E.tuneMatmul();
+  const tuned = await E.tuneMatmul(opts.tuneSize);
   const i = rt.info;
   log(`matmul on ${i.description} (${i.backend}, ${i.isCPU ? 'CPU' : 'GPU'}); auto choice: ${tuned.choice} ` +
     `(${Object.entries(tuned.ms).map(([v, ms]) => `${v} ${ms!.toFixed(1)} ms`).join(', ')} at 512³)`);
@@ -165,6 +172,8 @@ export async function benchMatmul(opts: MatmulBenchOptions = {}): Promise<Matmul
     const b = randomTensor(bShape, 2);
     const { problem, outShape } = E.matmulProblem(a.t, b.t, { transA: s.transA, transB: s.transB });
     const flops = flopsOf(s);
+    // A float32 sum of K products is off by at most about (K + 1) 2^-24 of sum |a b|; allow twice that.
+    const bound = Math.max(1e-6, (s.K + 1) * 2 ** -23);
     const results: MatmulResult[] = [];
     for (const variant of variants) {
       const known = fastest.get(variant);
@@ -174,28 +183,34 @@ export async function benchMatmul(opts: MatmulBenchOptions = {}): Promise<Matmul
       }
       const out = E.full(outShape, NaN); // poisoned: an output a kernel skips fails the check
       const launch = () => E.matmulInto(a.t, b.t, out, problem, variant);
-      // One run compiles the pipeline; `warmup` more estimate the time of a launch, so that a timed
-      // run can hold enough launches for about 20 ms.
+      // The first run compiles the pipeline; its output is checked before anything is timed.
       const busyWait = !!opts.busyWait;
-      const warm = median(await timeGPU(launch, { warmup: 1, reps: Math.max(1, warmup), busyWait }));
+      const first = median(await timeGPU(launch, { warmup: 0, reps: 1, busyWait }));
+      const maxRelError = sampledError(s, a.data, b.data, await out.toArray());
+      if (!(maxRelError <= bound)) {
+        out.dispose();
+        results.push({ variant, maxRelError, errorBound: bound, skipped: `wrong: relative error ${maxRelError} > ${bound.toExponential(2)}` });
+        continue;
+      }
+      // `warmup` more runs estimate the time of a launch, so that a timed run can hold enough
+      // launches for about 20 ms.
+      const warm = warmup > 0 ? median(await timeGPU(launch, { warmup: 0, reps: warmup, busyWait })) : first;
       const runsPerRep = Math.max(1, Math.min(1000, Math.round(20 / Math.max(warm, 1e-3))));
       const times = await timeGPU(() => { for (let r = 0; r < runsPerRep; r++) launch(); }, { warmup: 0, reps, busyWait });
       const ms = median(times) / runsPerRep;
       const gflops = flops / ms / 1e6;
       fastest.set(variant, Math.max(gflops, known ?? 0));
-      const maxRelError = sampledError(s, a.data, b.data, await out.toArray());
       out.dispose();
-      results.push({ variant, gflops, ms, runsPerRep, maxRelError });
+      results.push({ variant, gflops, ms, runsPerRep, maxRelError, errorBound: bound });
     }
     a.t.dispose();
     b.t.dispose();
     rows.push({ shape: s, flops, results });
+    opts.onRow?.(rows[rows.length - 1]!, variants);
     const best = Math.max(...results.map((r) => r.gflops ?? 0));
     const cells = results.map((r) => (r.gflops === undefined ? '-' : `${r.gflops.toFixed(1)}${r.gflops === best ? '*' : ' '}`).padStart(10));
     const label = `${s.name}: ${batch > 1 ? `${batch} x ` : ''}${s.M}x${s.N}x${s.K}`;
     log(`${label.padEnd(shapeWidth)}${cells.join('')}`);
-    // A float32 sum of K products is off by at most about (K + 1) 2^-24 of sum |a b|; allow twice that.
-    const bound = Math.max(1e-6, (s.K + 1) * 2 ** -23);
     const bad = results.filter((r) => r.maxRelError !== undefined && !(r.maxRelError <= bound));
     for (const r of bad) log(`  WRONG: ${r.variant} has relative error ${r.maxRelError} on ${s.name}`);
   }
@@ -207,10 +222,5 @@ export async function benchMatmul(opts: MatmulBenchOptions = {}): Promise<Matmul
     options: { quick, reps, warmup, wait: opts.busyWait ? 'busy' : 'sleeping' },
     rows,
   };
-  if (opts.json) {
-    mkdirSync(dirname(opts.json), { recursive: true });
-    writeFileSync(opts.json, JSON.stringify(report, null, 2) + '\n');
-    log(`wrote ${opts.json}`);
-  }
   return report;
 }

@@ -1,8 +1,10 @@
 // Builds src/ into dist/ with esbuild: the CLI as one ESM bundle (WGSL files inlined as text),
-// and with --tests every test/**/*.test.ts as its own bundle under dist/test/ for uvu.
+// the browser pages into dist/web/ (src/web/: one bundle per page for platform 'browser', the same
+// engine sources with the WGSL inlined the same way, plus the static HTML and CSS), and with
+// --tests every test/**/*.test.ts as its own bundle under dist/test/ for uvu.
 // `webgpu` stays external: it loads a native addon (dawn.node) at run time.
 import { build } from 'esbuild';
-import { readdirSync, statSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, statSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 // --outdir DIR builds elsewhere than dist/ (a folder inside the repo, so `webgpu` and `uvu` still
@@ -17,7 +19,7 @@ const common = {
   target: 'node20',
   sourcemap: 'linked',
   loader: { '.wgsl': 'text' },
-  external: ['webgpu', 'uvu', 'uvu/assert'],
+  external: ['webgpu', 'uvu', 'uvu/assert', 'esbuild', 'playwright-core'],
   logLevel: 'warning',
 };
 
@@ -31,6 +33,27 @@ function findFiles(dir, suffix, out = []) {
 }
 
 await build({ ...common, entryPoints: { cli: 'src/cli.ts', index: 'src/index.ts' }, outdir });
+
+// The browser pages: src/web/<page>.ts -> web/<page>.js beside web/<page>.html (served by
+// `neuralign serve`). A Node built-in reachable from a page fails this build (platform 'browser').
+const webOut = join(outdir, 'web');
+rmSync(webOut, { recursive: true, force: true });
+mkdirSync(webOut, { recursive: true });
+const webFiles = readdirSync('src/web');
+const pages = webFiles.filter((f) => f.endsWith('.html')).map((f) => f.slice(0, -'.html'.length));
+await build({
+  bundle: true,
+  platform: 'browser',
+  format: 'esm',
+  target: ['chrome113', 'firefox141', 'safari26'],
+  minify: true,
+  sourcemap: 'linked',
+  loader: { '.wgsl': 'text' },
+  logLevel: 'warning',
+  entryPoints: Object.fromEntries(pages.filter((p) => webFiles.includes(`${p}.ts`)).map((p) => [p, `src/web/${p}.ts`])),
+  outdir: webOut,
+});
+for (const f of webFiles.filter((f) => f.endsWith('.html') || f.endsWith('.css'))) copyFileSync(join('src/web', f), join(webOut, f));
 if (withTests) {
   rmSync(join(outdir, 'test'), { recursive: true, force: true });
   // One shared chunk holds the engine, so every test file in the one test process uses the same

@@ -5,8 +5,10 @@
 #   2. the build (dist/), when missing or older than any source file;
 #   3. a WebGPU adapter: where none is found, or only Mesa's llvmpipe older than 25 (3x slower),
 #      Mesa 25 from Debian's bookworm-backports (as root on Debian; elsewhere it says what to install);
-#   4. the Fashion-MNIST dataset (Debian's dataset-fashion-mnist) where missing, as root on Debian.
-# Set NEURALIGN_SKIP_SYSTEM=1 to skip steps 3 and 4 (no apt-get).
+#   4. the Fashion-MNIST dataset (Debian's dataset-fashion-mnist) where missing, as root on Debian;
+#   5. Debian's chromium where missing, as root on Debian: the browser tests (test/web/) drive it
+#      headless through playwright-core (no browser download); without it they are skipped.
+# Set NEURALIGN_SKIP_SYSTEM=1 to skip steps 3 to 5 (no apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +29,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 # --- 2. build ----------------------------------------------------------------------------------
-if [ ! -f dist/cli.js ] || [ -n "$(find src scripts/build.mjs package.json -newer dist/cli.js -type f 2>/dev/null | head -1)" ]; then
+if [ ! -f dist/cli.js ] || [ ! -f dist/web/lab.html ] || [ -n "$(find src scripts/build.mjs package.json -newer dist/cli.js -type f 2>/dev/null | head -1)" ]; then
   say "building dist/"
   node scripts/build.mjs || die "build failed"
 fi
@@ -121,5 +123,17 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
       say "warning: could not install dataset-fashion-mnist; pass --data-dir to commands that train"
   else
     say "note: Fashion-MNIST not found at /usr/share/datasets/fashion-mnist (Debian: apt-get install dataset-fashion-mnist)"
+  fi
+fi
+
+# --- 5. chromium for the browser tests -----------------------------------------------------------
+if [ -z "${NEURALIGN_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  if is_debian && is_root; then
+    say "installing Debian's chromium (the browser tests drive it headless)"
+    apt_update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2 ||
+      say "warning: could not install chromium; the browser tests will be skipped"
+  else
+    say "note: no /usr/bin/chromium; the browser tests are skipped (Debian: apt-get install chromium, or set NEURALIGN_CHROMIUM)"
   fi
 fi

@@ -12,6 +12,8 @@ const args = process.argv.slice(2);
 const dirAt = args.indexOf('--dir');
 const buildDir = dirAt >= 0 ? args.splice(dirAt, 2)[1] : 'dist';
 const root = resolve(buildDir, 'test');
+// Tests that need other build outputs (the browser pages, BUILD_DIR/web/) find them here.
+process.env.NEURALIGN_BUILD_DIR = resolve(buildDir);
 const filter = args[0] ?? '';
 
 function find(dir, out = []) {

@@ -2,10 +2,12 @@
 // closeness assertions, and finite-difference gradient checks against float64 references.
 import type { Test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { useDawn } from '../src/engine/dawn.js';
 import { Tensor, backward, clone, gridPolicy, init, mul, poisonNewTensors, runtime, setGridPolicy, sum, tensor, tidy, type GridPolicy, type Shape } from '../src/engine/index.js';
 
-/** Opens the device once per process and poisons every new tensor's buffer with NaN. */
+/** Opens the device once per process (Dawn's, as in the CLI) and poisons every new tensor's buffer with NaN. */
 export async function setupEngine(): Promise<void> {
+  useDawn();
   await init();
   poisonNewTensors(true);
 }

@@ -1,14 +1,14 @@
 // `neuralign bench <suite>`: runs a benchmark suite from bench/ and writes its results as JSON.
 // The suites live in bench/ (not here) so they can be read and changed beside their READMEs.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { benchAll } from '../../bench/all.js';
 import { benchAssignment } from '../../bench/assignment.js';
-import { benchConv } from '../../bench/conv.js';
+import { CONV_KERNELS, benchConv } from '../../bench/conv.js';
 import { CASES as ELEMENTWISE_CASES, benchElementwise } from '../../bench/elementwise.js';
 import { benchMatmul } from '../../bench/matmul.js';
 import { benchTrainStep } from '../../bench/train-step.js';
-import { MATMUL_VARIANTS, parseGridPolicy, type GridPolicy, type MatmulVariant } from '../engine/index.js';
+import { MATMUL_VARIANTS, parseGridPolicy, type ConvKernel, type GridPolicy, type MatmulVariant } from '../engine/index.js';
 import { MODEL_NAMES, type ModelName } from '../nn/models/index.js';
 import { UsageError, type FlagSpec, type Flags as ParsedFlags } from './args.js';
 import { defineCommand } from './command.js';
@@ -18,7 +18,7 @@ import { checkWritableFolder } from '../nn/writable.js';
 const spec = {
   quick: { type: 'boolean', help: 'fewer sizes and repetitions (for CPU adapters)' },
   json: { type: 'string', help: 'write results to this JSON file (default bench/results/<suite>-<backend>-<time>.json)' },
-  variants: { type: 'string', help: `kernel variants to time, comma-separated (matmul: ${MATMUL_VARIANTS.join(', ')}; elementwise: case names; train-step, curve-step: models)` },
+  variants: { type: 'string', help: `kernel variants to time, comma-separated (matmul: ${MATMUL_VARIANTS.join(', ')}; conv: ${CONV_KERNELS.join(', ')}; elementwise: case names; train-step, curve-step: models)` },
   reps: { type: 'number', help: 'timed runs per measurement (median reported)' },
   sizes: { type: 'string', help: 'sizes, comma-separated (matmul: square sizes only, no model shapes; assignment: n; elementwise: elements, multiples of 2048)' },
   grids: { type: 'string', help: 'elementwise: grid policies to compare side by side, comma-separated G:K (at most G workgroups, 0 = no cap; at least K elements per invocation; 0:1 = one element per invocation)' },
@@ -53,21 +53,31 @@ function sizes(flags: Flags): number[] | undefined {
 const suites: Record<string, Suite> = {
   matmul: {
     what: 'GFLOP/s of every matmul variant on square sizes and model shapes (bench/matmul.ts, bench/README.md)',
-    run: (flags, json) => {
+    run: async (flags, json) => {
       const variants = list(flags);
       for (const v of variants ?? []) {
         if (!(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new UsageError(`unknown matmul variant '${v}'`);
       }
-      return benchMatmul({
-        quick: flags.quick, json, reps: flags.reps, sizes: sizes(flags), busyWait: flags['busy-wait'],
+      const report = await benchMatmul({
+        quick: flags.quick, reps: flags.reps, sizes: sizes(flags), busyWait: flags['busy-wait'],
         variants: variants as MatmulVariant[] | undefined,
       });
+      // bench/matmul.ts has no file I/O (the browser's kernel lab runs it too); the report goes here.
+      writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
+      console.log(`wrote ${json}`);
+      return report;
     },
   },
   conv: {
     what: 'GFLOP/s of conv2d forward and gradients on VGG16/ResNet32 layers (bench/conv.ts)',
-    run: (flags, json) =>
-      benchConv({ quick: flags.quick, json, runs: flags.reps, kernels: list(flags) as Parameters<typeof benchConv>[0]['kernels'] }),
+    run: async (flags, json) => {
+      const kernels = list(flags);
+      for (const k of kernels ?? []) if (!(CONV_KERNELS as readonly string[]).includes(k)) throw new UsageError(`unknown conv kernel '${k}' (${CONV_KERNELS.join(', ')})`);
+      const report = await benchConv({ quick: flags.quick, runs: flags.reps, kernels: kernels as ConvKernel[] | undefined });
+      writeFileSync(json, JSON.stringify(report, null, 2));
+      console.log(`wrote ${json}`);
+      return report;
+    },
   },
   elementwise: {
     what: 'GB/s of the element-wise kernels (unary, binary, where, fill, copy, SGD, batch norm, dropout, random) at 4K..4M elements (bench/elementwise.ts)',

@@ -2,6 +2,7 @@
 // 0 success, 1 failure, 2 no usable WebGPU adapter, 64 bad usage, 130 / 143 stopped by SIGINT /
 // SIGTERM (signals.ts).
 import { DeviceLimitError, NoAdapterError, shutdown } from '../engine/index.js';
+import { useDawn } from '../engine/dawn.js';
 import { align } from './align.js';
 import { UsageError } from './args.js';
 import { bench } from './bench.js';
@@ -17,6 +18,7 @@ import { SIGNAL_EXIT_CODES, installStopHandlers, type StopSignalName } from './s
 import { plane } from './plane.js';
 import { profile } from './profile.js';
 import { reproduce } from './reproduce.js';
+import { serve } from './serve.js';
 import { train } from './train.js';
 
 const commands: Record<string, Command & { summary: string }> = {
@@ -32,6 +34,7 @@ const commands: Record<string, Command & { summary: string }> = {
   curve: { ...curve, summary: 'train a Bezier or polychain curve from A to B (or to B aligned to A), --resume' },
   'eval-curve': { ...evalCurve, summary: 'loss and accuracy along a trained curve (and the line), BN re-estimated per t; Min, Avg, barriers' },
   plane: { ...plane, summary: 'loss and accuracy on the plane through A, P(B) and the bend; JSON for a heatmap' },
+  serve: { ...serve, summary: 'the browser pages (kernel lab, report viewer, live alignment) and the run folders on localhost' },
 };
 
 /** The commands by name (for `reproduce`, which runs them as its stages). */
@@ -55,6 +58,7 @@ function usage(): string {
 }
 
 export async function runCli(argv: string[]): Promise<number> {
+  useDawn(); // the CLI's WebGPU is Dawn's Node bindings (src/engine/device.ts, DevicePlatform)
   let [name, ...rest] = argv;
   // `neuralign help train` is `neuralign train --help`.
   if (name === 'help' && rest.length) [name, ...rest] = [rest[0]!, '--help'];

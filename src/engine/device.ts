@@ -1,15 +1,12 @@
-// Finding a WebGPU adapter through Dawn's Node bindings and opening a device on it.
-//
-// Order of preference (docs/ARCHITECTURE.md, "Device"):
-//   1. NEURALIGN_BACKEND=vulkan|opengles|opengl|metal|d3d12 forces one Dawn backend.
-//   2. Otherwise a core-feature-level adapter from Dawn's default backend (Vulkan on Linux, Metal,
-//      D3D12): a real GPU, or Mesa's lavapipe on a CPU-only machine with Mesa >= 24.
-//   3. Otherwise a compatibility-level adapter through Dawn's OpenGL ES backend over EGL
-//      surfaceless: Mesa's llvmpipe on a machine whose Vulkan driver Dawn refuses (Mesa 22).
+// Opening a WebGPU device, behind one small interface (DevicePlatform) so the engine runs from
+// the same sources in Node and in a browser page (docs/ARCHITECTURE.md, "Device"):
+//   - Node: src/engine/dawn.ts (Dawn's `webgpu` package) tries Dawn's backends in order; the Node
+//     entry points (src/cli/main.ts, src/index.ts, the tests) register it with useDawn().
+//   - A page: navigator.gpu, used when no platform was registered (browserPlatform below).
+// This file imports nothing: no Node built-in, no native addon (test/engine/portable.test.ts).
 // The device asks for the adapter's own maxima of the limits our kernels care about, since
-// compatibility mode otherwise starts with small defaults (128 invocations per workgroup).
-import { create, globals } from 'webgpu';
-import { withoutNativeStderr } from './native-stderr.js';
+// compatibility mode and browsers otherwise start with small defaults (128 or 256 invocations
+// per workgroup).
 
 export type FeatureLevel = 'core' | 'compatibility';
 
@@ -30,15 +27,65 @@ export interface GPUContext {
   adapter: GPUAdapter;
   device: GPUDevice;
   info: DeviceInfo;
+  /** How the command stream waits for GPU promises (DevicePlatform.idle); undefined: await them directly. */
+  idle?: () => Promise<void>;
 }
 
-/** No usable WebGPU adapter; the message says what to install. */
+/** No usable WebGPU adapter; the message says what to install or enable. */
 export class NoAdapterError extends Error {
   override name = 'NoAdapterError';
 }
 
+/** One adapter a platform offers, with the backend and feature level it came from. */
+export interface AdapterCandidate {
+  gpu: GPU;
+  adapter: GPUAdapter;
+  backend: string;
+  featureLevel: FeatureLevel;
+}
+
+/** Where WebGPU comes from: Dawn's Node bindings (src/engine/dawn.ts) or a browser's navigator.gpu. */
+export interface DevicePlatform {
+  name: string;
+  /** The adapters to try, best first; the first one that yields a device is used. */
+  adapters(): AsyncIterable<AdapterCandidate>;
+  /** Why no adapter was found and what to do about it (NoAdapterError's message). */
+  noAdapterMessage(): string;
+  /** Runs a call whose driver chatter should be hidden (Dawn prints rejected backends to stderr). */
+  quietly?<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * One pause while waiting for the GPU, between checks of a pending promise; undefined awaits
+   * GPU promises directly. Dawn's Node bindings poll from setImmediate callbacks, a busy loop
+   * that takes a core from a CPU adapter, so Dawn's platform sleeps 1 ms here (stream.ts).
+   */
+  idle?: () => Promise<void>;
+}
+
+let registered: DevicePlatform | null = null;
+
+/** A page's navigator.gpu; undefined in Node (which has no navigator, or one without gpu). */
+function navigatorGPU(): GPU | undefined {
+  return (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+}
+
+/** Makes `platform` the source of every device opened from now on (the Node entry points call useDawn()). */
+export function setDevicePlatform(platform: DevicePlatform): void {
+  registered = platform;
+}
+
+/** The registered platform, else the page's navigator.gpu, else an error saying how to register one. */
+export function devicePlatform(): DevicePlatform {
+  if (registered) return registered;
+  if (navigatorGPU()) return browserPlatform;
+  throw new NoAdapterError(
+    !('navigator' in globalThis) || 'process' in globalThis
+      ? "no WebGPU platform: in Node, call useDawn() from src/engine/dawn.ts before init() (the CLI and src/index.ts do)"
+      : browserNoWebGPU(),
+  );
+}
+
 /** The limits we raise to the adapter's maximum (the WebGPU defaults are too small for tiled kernels). */
-const WANTED_LIMITS = [
+export const WANTED_LIMITS = [
   'maxComputeInvocationsPerWorkgroup',
   'maxComputeWorkgroupSizeX',
   'maxComputeWorkgroupSizeY',
@@ -50,101 +97,15 @@ const WANTED_LIMITS = [
   'maxBufferSize',
 ] as const;
 
-const KNOWN_BACKENDS = ['vulkan', 'opengles', 'opengl', 'metal', 'd3d12', 'd3d11', 'null'];
-
-let globalsInstalled = false;
-
-/** Makes GPUBufferUsage, GPUMapMode, ... global, as they are in a browser. */
-function installGlobals(): void {
-  if (globalsInstalled) return;
-  Object.assign(globalThis, globals);
-  globalsInstalled = true;
-}
-
-interface Attempt {
-  backend: string | undefined;
-  featureLevel: FeatureLevel;
-}
-
-function attemptsFor(forced: string | undefined): Attempt[] {
-  if (forced) {
-    if (!KNOWN_BACKENDS.includes(forced)) {
-      throw new NoAdapterError(
-        `NEURALIGN_BACKEND=${forced} is not a Dawn backend (use one of ${KNOWN_BACKENDS.join(', ')})`,
-      );
-    }
-    const gl = forced === 'opengles' || forced === 'opengl';
-    return gl
-      ? [{ backend: forced, featureLevel: 'compatibility' }]
-      : [
-          { backend: forced, featureLevel: 'core' },
-          { backend: forced, featureLevel: 'compatibility' },
-        ];
-  }
-  return [
-    { backend: undefined, featureLevel: 'core' },
-    { backend: 'opengles', featureLevel: 'compatibility' },
-  ];
-}
-
-function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
+export function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
   const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
   return /llvmpipe|lavapipe|swiftshader|software|warp|microsoft basic/.test(text);
 }
 
-/** Tries one backend and feature level; returns undefined when it yields no adapter. */
-async function tryAdapter(attempt: Attempt): Promise<{ gpu: GPU; adapter: GPUAdapter } | undefined> {
-  if (attempt.backend === 'opengles' || attempt.backend === 'opengl') {
-    // Dawn's GL backend needs an EGL display; without X or Wayland, Mesa's surfaceless platform.
-    process.env.EGL_PLATFORM ??= 'surfaceless';
-  }
-  const flags = attempt.backend ? [`backend=${attempt.backend}`] : [];
-  if (process.env.NEURALIGN_DAWN_FLAGS) flags.push(...process.env.NEURALIGN_DAWN_FLAGS.split(/\s+/).filter(Boolean));
-  // Dawn rounds timestamp queries to 65.5 us unless told not to (a browser's guard against timing
-  // attacks); the profiler (profiler.ts) needs nanoseconds. Left alone if the user passes their own.
-  if (!flags.some((f) => f.startsWith('disable-dawn-features='))) flags.push('disable-dawn-features=timestamp_quantization');
-  const gpu = create(flags) as GPU;
-  // Discovery happens inside this call, synchronously: Dawn's native limit warnings with it.
-  const adapter = await quietly(() =>
-    withoutNativeStderr(() => gpu.requestAdapter({ featureLevel: attempt.featureLevel, powerPreference: 'high-performance' } as GPURequestAdapterOptions)),
-  );
-  return adapter ? { gpu, adapter } : undefined;
-}
-
-/**
- * Dawn prints its reasons for rejecting a backend (e.g. "Vulkan driver not supported") to stderr.
- * Those lines are noise once another backend succeeds, so they are hidden unless NEURALIGN_DEBUG
- * is set; a total failure is explained by NoAdapterError instead.
- */
-async function quietly<T>(fn: () => Promise<T>): Promise<T> {
-  if (process.env.NEURALIGN_DEBUG) return fn();
-  const write = process.stderr.write;
-  process.stderr.write = (() => true) as typeof process.stderr.write;
-  try {
-    return await fn();
-  } finally {
-    process.stderr.write = write;
-  }
-}
-
-function noAdapterMessage(forced: string | undefined): string {
-  const what = forced ? `Dawn's ${forced} backend found no WebGPU adapter` : 'no WebGPU adapter found';
-  return (
-    `${what}. Without a GPU, install Mesa's software drivers; on Debian bookworm as root: ` +
-    'enable bookworm-backports and run `apt-get install -t bookworm-backports mesa-vulkan-drivers ' +
-    'libegl-mesa0 libgl1-mesa-dri libgles2 libegl1` (or simply `bash scripts/setup.sh`). ' +
-    'With a GPU, install its Vulkan driver and libvulkan1.'
-  );
-}
-
-/** Opens a device on the preferred adapter; throws NoAdapterError when none is usable. */
-export async function openDevice(): Promise<GPUContext> {
-  installGlobals();
-  const forced = process.env.NEURALIGN_BACKEND?.trim() || undefined;
-  for (const attempt of attemptsFor(forced)) {
-    const found = await tryAdapter(attempt);
-    if (!found) continue;
-    const { gpu, adapter } = found;
+/** Opens a device on the platform's preferred adapter; throws NoAdapterError when none is usable. */
+export async function openDevice(platform: DevicePlatform = devicePlatform()): Promise<GPUContext> {
+  const quietly = platform.quietly?.bind(platform) ?? (<T>(fn: () => Promise<T>) => fn());
+  for await (const { gpu, adapter, backend, featureLevel } of platform.adapters()) {
     const requiredLimits: Record<string, number> = {};
     for (const name of WANTED_LIMITS) {
       const value = (adapter.limits as unknown as Record<string, number>)[name];
@@ -155,27 +116,44 @@ export async function openDevice(): Promise<GPUContext> {
     const device = await quietly(() => adapter.requestDevice({ requiredLimits, requiredFeatures }));
     const ai = adapter.info;
     const info: DeviceInfo = {
-      backend: attempt.backend ?? defaultBackendName(),
-      featureLevel: attempt.featureLevel,
+      backend,
+      featureLevel,
       vendor: ai.vendor,
       architecture: ai.architecture,
-      description: ai.description || ai.device,
+      description: ai.description || ai.device || ai.vendor || 'unknown adapter',
       isCPU: isSoftwareAdapter(ai),
       features: [...device.features].sort(),
       limits: Object.fromEntries(WANTED_LIMITS.map((n) => [n, (device.limits as unknown as Record<string, number>)[n]])),
     };
-    return { gpu, adapter, device, info };
+    return { gpu, adapter, device, info, idle: platform.idle };
   }
-  throw new NoAdapterError(noAdapterMessage(forced));
+  throw new NoAdapterError(platform.noAdapterMessage());
 }
 
-function defaultBackendName(): string {
-  switch (process.platform) {
-    case 'darwin':
-      return 'metal';
-    case 'win32':
-      return 'd3d12';
-    default:
-      return 'vulkan';
-  }
+/** What a visitor whose browser lacks WebGPU can do. */
+function browserNoWebGPU(): string {
+  return (
+    'this browser has no WebGPU (navigator.gpu is missing). Use Chrome or Edge 113 or newer, ' +
+    'Firefox 141 or newer on Windows, or Safari 26; on Linux, Chrome needs ' +
+    'chrome://flags/#enable-unsafe-webgpu (and Vulkan). The page must come from https or localhost.'
+  );
 }
+
+/** A page's navigator.gpu: the high-performance adapter, else any adapter. */
+export const browserPlatform: DevicePlatform = {
+  name: 'browser',
+  async *adapters() {
+    const gpu = navigatorGPU();
+    if (!gpu) return;
+    for (const powerPreference of ['high-performance', undefined] as const) {
+      const adapter = await gpu.requestAdapter(powerPreference ? { powerPreference } : undefined);
+      if (adapter) {
+        yield { gpu, adapter, backend: 'browser', featureLevel: 'core' };
+        return;
+      }
+    }
+  },
+  noAdapterMessage: () =>
+    'navigator.gpu.requestAdapter() found no adapter: WebGPU may be disabled or blocklisted for ' +
+    'this GPU (chrome://gpu shows why); try another browser or enable chrome://flags/#enable-unsafe-webgpu',
+};

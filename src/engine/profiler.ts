@@ -51,7 +51,7 @@ export interface DispatchRecord {
 interface Replay {
   pipeline: GPUComputePipeline;
   entries: GPUBindGroupEntry[];
-  params: Uint8Array;
+  params: Uint8Array<ArrayBuffer>;
 }
 
 /** The queries one submit's timestamps were resolved into, and the records they belong to. */

@@ -7,6 +7,7 @@
 // Sizes live in `params`, never in the pipeline key, so one pipeline serves every shape; WGSL
 // `override` constants specialize a kernel (which op, which tile) and are part of the key.
 import { openDevice, type GPUContext } from './device.js';
+import { envVar } from './env.js';
 import { BufferPool } from './buffer-pool.js';
 import { CommandStream, PARAM_SLOT_BYTES } from './stream.js';
 import type { Shape } from './tensor.js';
@@ -35,8 +36,8 @@ export function init(): Promise<Runtime> {
   if (current) return Promise.resolve(current);
   opening ??= openDevice().then((ctx) => {
     const pool = new BufferPool(ctx.device);
-    const submitEvery = Number(process.env.NEURALIGN_SUBMIT_EVERY ?? 64);
-    current = { ...ctx, pool, stream: new CommandStream(ctx.device, pool, submitEvery), shaders: new Map() };
+    const submitEvery = Number(envVar('NEURALIGN_SUBMIT_EVERY') ?? 64);
+    current = { ...ctx, pool, stream: new CommandStream(ctx.device, pool, submitEvery, ctx.idle), shaders: new Map() };
     return current;
   });
   opening.catch(() => (opening = null));
@@ -252,7 +253,7 @@ export function parseGridPolicy(text: string): GridPolicy {
 /** The element-wise grid policy in use: the override, NEURALIGN_GRID, or the adapter's default. */
 export function gridPolicy(): GridPolicy {
   if (gridOverride) return gridOverride;
-  const env = process.env.NEURALIGN_GRID?.trim();
+  const env = envVar('NEURALIGN_GRID')?.trim();
   if (env) return parseGridPolicy(env);
   return runtime().info.isCPU ? CPU_GRID_POLICY : GPU_GRID_POLICY;
 }

@@ -20,9 +20,6 @@ const SLOTS_PER_CHUNK = 256;
 /** The arena's 4 chunks: the stream submits when they are used up, whatever submitEvery says. */
 export const MAX_DISPATCHES_PER_SUBMIT = SLOTS_PER_CHUNK * 4;
 
-/** A word to Atomics.wait on: a sleep that does not spin (nothing ever notifies it). */
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-
 export class WebGPUError extends Error {
   override name = 'WebGPUError';
 }
@@ -49,6 +46,8 @@ export class CommandStream {
    * loop on the JavaScript thread; with a CPU adapter whose queue runs asynchronously (lavapipe
    * under Vulkan) that loop takes a core from the threads doing the work: on 2 cores a 2048^3
    * matmul ran 1.6x faster with the sleeping wait (bench/README.md, "Waiting for the GPU").
+   * The pause between polls is the platform's (`idle`, DevicePlatform.idle in device.ts: Dawn's
+   * sleeps 1 ms); without one (a browser) GPU promises are awaited directly.
    */
   sleepWhileWaiting = true;
   /** Total dispatches and submits since creation (for benchmarks and tests). */
@@ -64,6 +63,7 @@ export class CommandStream {
     private readonly device: GPUDevice,
     private readonly pool: BufferPool,
     public submitEvery = 64,
+    private readonly idle?: () => Promise<void>,
   ) {
     device.lost.then((info) => {
       if (info.reason !== 'destroyed') this.uncaughtError ??= new WebGPUError(`WebGPU device lost: ${info.message}`);
@@ -252,16 +252,14 @@ export class CommandStream {
     await this.settle();
   }
 
-  /** Awaits a Dawn promise, sleeping between polls when sleepWhileWaiting is set. */
+  /** Awaits a GPU promise, pausing (the platform's idle) between polls when sleepWhileWaiting is set. */
   private async wait<T>(promise: Promise<T>): Promise<T> {
-    if (!this.sleepWhileWaiting) return promise;
+    const idle = this.idle;
+    if (!this.sleepWhileWaiting || !idle) return promise;
     let done = false;
     const tracked = promise.finally(() => (done = true));
     tracked.catch(() => undefined); // rejections are awaited below, not reported twice
-    while (!done) {
-      Atomics.wait(sleeper, 0, 0, 1);
-      await new Promise((resolve) => setImmediate(resolve)); // one turn of the event loop: Dawn polls
-    }
+    while (!done) await idle();
     return tracked;
   }
 

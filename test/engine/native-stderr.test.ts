@@ -10,11 +10,13 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { useDawn } from '../../src/engine/dawn.js';
 import { openDevice } from '../../src/engine/device.js';
 import { testUnless } from '../helpers.js';
 
 const CHILD = process.env.NEURALIGN_TEST_NATIVE_STDERR_CHILD;
 if (CHILD) {
+  useDawn();
   const { device } = await openDevice();
   process.stderr.write('stderr after the device\n');
   device.destroy();

@@ -11,6 +11,7 @@
 // partial sums that `sum` adds. bench/README-conv.md has the measurements behind the choices.
 import convWgsl from '../../shaders/conv2d_gemm.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
+import { envVar } from '../env.js';
 import { record } from '../autograd.js';
 import { Kernel, grid1d, launch, runtime, type ParamWriter } from '../runtime.js';
 import { Tensor, sameShape, type Shape } from '../tensor.js';
@@ -40,7 +41,7 @@ interface RegisterBlock {
  * a short list so that few pipelines get compiled: llvmpipe takes ~0.3-0.5 s for each.
  */
 function registerBlock(M: number, N: number): RegisterBlock {
-  const forced = process.env.NEURALIGN_CONV_BLOCK?.split(',').map(Number); // "TM4,TN,WG" (tuning)
+  const forced = envVar('NEURALIGN_CONV_BLOCK')?.split(',').map(Number); // "TM4,TN,WG" (tuning)
   if (forced) return { tm4: Math.min(forced[0]!, Math.ceil(M / 4)), tn: forced[1]!, wg: forced[2]! };
   const wg = 16;
   const tm4 = Math.min(8, 2 ** Math.ceil(Math.log2(Math.ceil(M / 4))));

@@ -13,6 +13,7 @@ import matmulRegblockWgsl from '../../shaders/matmul_regblock.wgsl';
 import matmulSubgroupWgsl from '../../shaders/matmul_subgroup.wgsl';
 import matmulTiledWgsl from '../../shaders/matmul_tiled.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
+import { envVar } from '../env.js';
 import { record } from '../autograd.js';
 import { Kernel, grid1d, launch, runtime } from '../runtime.js';
 import { Tensor, sameShape } from '../tensor.js';
@@ -130,7 +131,7 @@ export function setMatmulVariant(variant: MatmulVariant | undefined): void {
  */
 export function matmulVariant(): MatmulVariant {
   if (forcedVariant) return forcedVariant;
-  const env = process.env.NEURALIGN_MATMUL?.trim();
+  const env = envVar('NEURALIGN_MATMUL')?.trim();
   if (env) return checkVariant(env, 'NEURALIGN_MATMUL');
   return tunedChoice<MatmulVariant>('matmul')?.choice ?? (runtime().info.isCPU ? 'regblock' : 'tiled');
 }
@@ -141,7 +142,7 @@ export function matmulVariant(): MatmulVariant {
  * call it once after init(). With a variant forced, nothing is timed.
  */
 export async function tuneMatmul(size = 512): Promise<TuneResult<MatmulVariant>> {
-  if (forcedVariant || process.env.NEURALIGN_MATMUL?.trim()) return { choice: matmulVariant(), ms: {} };
+  if (forcedVariant || envVar('NEURALIGN_MATMUL')?.trim()) return { choice: matmulVariant(), ms: {} };
   // naive is the reference only. Best guess first, so clear losers are cut after one run.
   const order: MatmulVariant[] = runtime().info.isCPU
     ? ['subgroup', 'regblock', 'tiled', 'tiled128']
