@@ -6,8 +6,9 @@
 #   3. a WebGPU adapter: where none is found, or only Mesa's llvmpipe older than 25 (3x slower),
 #      Mesa 25 from Debian's bookworm-backports (as root on Debian; elsewhere it says what to install);
 #   4. the Fashion-MNIST dataset (Debian's dataset-fashion-mnist) where missing, as root on Debian;
-#   5. Debian's chromium where missing, as root on Debian: the browser tests (test/web/) drive it
-#      headless through playwright-core (no browser download); without it they are skipped.
+#   5. with --tests (as `npm test` calls it): Debian's chromium where missing, as root on Debian:
+#      the browser tests (test/web/) drive it headless through playwright-core (no browser
+#      download); without it they are skipped. `npm start` needs no browser and installs none.
 # Set NEURALIGN_SKIP_SYSTEM=1 to skip steps 3 to 5 (no apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -127,7 +128,7 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
 fi
 
 # --- 5. chromium for the browser tests -----------------------------------------------------------
-if [ -z "${NEURALIGN_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+if [ "${1:-}" = --tests ] && [ -z "${NEURALIGN_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
   if is_debian && is_root; then
     say "installing Debian's chromium (the browser tests drive it headless)"
     apt_update
