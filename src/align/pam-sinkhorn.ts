@@ -11,7 +11,11 @@
 // from a blurred P (tau = 1: every entry of Sinkhorn(I) is near 1/n for wide layers) that the
 // loss's gradient can reshape to a sharp one (tau = 0.01) near a vertex of B_n. The logits are
 // trained by Adam (nn/adam.ts): the gradient through exp(L / tau) scales with 1 / tau and with P's
-// entries, which span orders of magnitude. The rounding is the projected variant's (pam-run.ts)
+// entries, which span orders of magnitude. Adam's step is scaled by tau / tau_start, so a step
+// moves L / tau, the exponent, by about lr whatever tau is: at a fixed step in L the exponent
+// would jump by lr / tau (5 at lr 0.05, tau 0.01), and the few warm-started Sinkhorn rounds of a
+// step could not follow (rows a third off 1 in a measured run); the solution then also hardens
+// as tau falls instead of jumping between vertices. The rounding is the projected variant's (pam-run.ts)
 // on Sinkhorn(L / tau_end) solved to 1e-4.
 //
 // Batching: groups of one size are stacked into one [G, n, n] logits tensor, so each size costs
@@ -185,7 +189,11 @@ export async function runSinkhornPStep(a: SinkhornPStepArgs): Promise<{ relaxed:
       epochs: options.pamPEpochs,
       readEvery: a.readEvery,
       stop: a.stop,
-      objective: ({ x, y }, epoch, step) => model.withParameters(pamWeightsAt(parts, relaxation.matrices(tauAt(epoch, step)), a.tAt(epoch, step)), () => lossAndLogits(model, x, y)),
+      objective: ({ x, y }, epoch, step) => {
+        const tau = tauAt(epoch, step);
+        optimizer.lrScale = tau / tauStart; // read by this step's update
+        return model.withParameters(pamWeightsAt(parts, relaxation.matrices(tau), a.tAt(epoch, step)), () => lossAndLogits(model, x, y));
+      },
       watch: () => relaxation.named(),
       onProgress: a.hooks.onProgress,
       onEpochEnd: async (log) => {

