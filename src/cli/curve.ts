@@ -33,7 +33,7 @@ const spec = {
       'pam-unaligned / pam-aligned: PAM (section 3) optimizes the permutation with the curve, starting from B as trained or aligned (default none)',
   },
   'pam-p-epochs': { type: 'number', help: "PAM: epochs of the P-step before the curve's own training (default 20)" },
-  'pam-lr': { type: 'number', help: 'PAM: initial learning rate of the P-step (default half of --lr: 0.05, as the official code)' },
+  'pam-lr': { type: 'number', help: "PAM: initial learning rate of the P-step, SGD's (projected) or Adam's times tau / tau_start (sinkhorn) (default half of --lr: 0.05, as the official code)" },
   'pam-nu': { type: 'number', help: 'PAM: nu of the proximal term (1/2 nu) ||x - x_old||^2 on P and on phi (default 1000)' },
   'pam-candidates': { type: 'number', help: 'PAM: random rounding candidates drawn from the Birkhoff-von Neumann decomposition (default 32)' },
   'pam-bvn-terms': { type: 'number', help: 'PAM: largest Birkhoff-von Neumann terms kept for the draws (default 11)' },
