@@ -101,7 +101,9 @@ export class SinkhornPermutations {
     for (const s of this.stacks) {
       const logP = keep(noGrad(() => tidy(() => logSinkhorn(linearCombination([s.logits, s.potentials], [1 / tau, 1 / tau]), SINKHORN_ITERATIONS))));
       error = Math.max(error, await readError(logP));
-      split(s, (await noGrad(() => tidy(() => exp(logP))).toArray()) as Float32Array, matrices);
+      const p = noGrad(() => exp(logP));
+      split(s, (await p.toArray()) as Float32Array, matrices);
+      p.dispose();
       logP.dispose();
     }
     return { matrices, error };

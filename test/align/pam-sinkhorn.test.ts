@@ -3,7 +3,8 @@
 //   starts as Sinkhorn(I / tau), is doubly stochastic within 1e-4 at any tau of the anneal, and
 //   sharpens toward the identity as tau falls;
 // - through the PAM network the loss's gradient reaches every stack's logits, finite and nonzero;
-// - the temperature anneals geometrically from tau_start at the first step to tau_end at the last.
+// - the temperature anneals geometrically from tau_start at the first step to tau_end at the last;
+// - steps, reads, the solve and dispose() leave no GPU memory held.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
@@ -11,7 +12,7 @@ import { curveParameterNames } from '../../src/align/curve.js';
 import { pamWeightsAt } from '../../src/align/pam-curve.js';
 import { SinkhornPermutations, annealedTau } from '../../src/align/pam-sinkhorn.js';
 import { permutationSpec } from '../../src/align/specs.js';
-import { TEST_SEED, setupEngine } from '../helpers.js';
+import { TEST_SEED, poolInUse, setupEngine } from '../helpers.js';
 import { randomizeWeights, smallModel } from './models.js';
 
 const test = suite('pam sinkhorn');
@@ -79,6 +80,21 @@ test('through the PAM network the gradient reaches every logits stack', async ()
   x.dispose();
   a.dispose();
   b.dispose();
+});
+
+test('steps, reads, the final solve and dispose() leave no GPU memory held', async () => {
+  const held = poolInUse();
+  const r = new SinkhornPermutations([{ name: 'a', size: 5 }, { name: 'b', size: 9 }, { name: 'c', size: 5 }]);
+  for (const tau of [0.5, 0.3, 0.2]) {
+    E.tidy(() => {
+      const p = r.matrices(tau);
+      E.backward(E.add(E.sum(E.square(p.get('a')!)), E.sum(E.square(p.get('b')!))));
+    });
+  }
+  await r.read(0.2);
+  await r.solved(0.2);
+  r.dispose();
+  assert.is(poolInUse(), held, 'bytes in use after dispose()');
 });
 
 test('tau anneals geometrically from tau_start to tau_end', () => {
