@@ -10,7 +10,8 @@
 //   composed with it;
 // - --pam-relax sinkhorn anneals tau to tau_end, rounds Sinkhorn(L / tau_end) solved to 1e-4 by
 //   the same candidates, and records the permutation in the curve file; a projected run's recipe
-//   does not name a relaxation (so its records are those of before the Sinkhorn variant).
+//   does not name a relaxation (so its records are those of before the Sinkhorn variant); a
+//   Sinkhorn run stopped in its P-step and resumed ends as an uninterrupted one.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -155,6 +156,20 @@ test('pam-unaligned --pam-relax sinkhorn: tau annealed to tau_end, P doubly stoc
   assert.equal(meta.permutation, r.permutation);
   for (const [g, p] of Object.entries(meta.permutation!.groups)) checkPermutation(p, p.length, `group ${g}`);
   assert.is(record(join(dir, 'p-straight')).recipe.pamRelax, undefined, 'a projected run names no relaxation');
+
+  // Stopped after the first P-epoch and resumed: the Sinkhorn P-step starts again, and being
+  // deterministic ends in the same rounding and curve.
+  const split = join(dir, 'p-sinkhorn-split');
+  const sinkhornRecipe = recipe({ pamRelax: 'sinkhorn', pamLr: 0.5, pamTauStart: 0.5, pamTauEnd: 0.02, epochs: 1 });
+  try {
+    await runCurveTraining(A, B, sinkhornRecipe, split, { readEvery: 4, hooks: { pam: { onPEpochEnd: () => { throw new Error('stop'); } } } });
+    assert.unreachable('the hook stops the run');
+  } catch (e) {
+    assert.is((e as Error).message, 'stop');
+  }
+  await runCurveTraining(A, B, {}, split, { resume: true, readEvery: 4 });
+  assert.equal(withoutTiming(record(split)), withoutTiming(r), 'pam.json');
+  await sameTensors(join(out, CURVE_FILE), join(split, CURVE_FILE), 'bends after the phi-step');
 });
 
 test.run();
