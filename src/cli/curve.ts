@@ -155,6 +155,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
             const moved = Object.entries(r.moved).map(([g, n]) => `${g} ${n}`).join('  ');
             console.error(
               `${reused ? `PAM permutation reused from ${flags.out}/pam.json` : `PAM permutation: candidate ${r.chosen + 1} (${r.candidates[r.chosen]!.source}), train NLL ${r.candidates[r.chosen]!.loss.toFixed(4)}; P-step ${formatDuration(r.seconds.pStep)}, rounding ${formatDuration(r.seconds.rounding)}`}; ` +
+                (r.sinkhorn ? `rounded from Sinkhorn(L / tau_end) after ${r.sinkhorn.iterations} rounds, sums within ${r.sinkhorn.error.toExponential(1)} of 1; ` : '') +
                 `units moved from the start: ${moved}; phi-step next`,
             );
           },
