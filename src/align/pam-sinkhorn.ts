@@ -1,12 +1,15 @@
 // PAM's Sinkhorn relaxation (`curve --pam-relax sinkhorn`; beyond Tatro et al. 2020, whose
-// P-step is the projected gradient of pam.ts, and beyond Sinkhorn re-basin, Pena et al. 2023,
-// which relaxes P on the straight line only). Each group's P is the Sinkhorn normalization of a
+// P-step is the projected gradient of pam.ts). Each group's P is the Sinkhorn normalization of a
 // real logits matrix L at a temperature tau (sinkhorn.ts):
 //   P = Sinkhorn(L / tau),   L = I at the start (the previous P),
-// so P is doubly stochastic by construction (no projection, no proximal term) and the P-step
-// minimizes the same objective as the projected variant: the cross-entropy of the PAM network
-// (pam-curve.ts, bend 1/2 theta_A + 1/2 P theta_B + phi, phi = 0) at one t per batch, a Monte
-// Carlo estimate of the curve loss integrated over t. tau is annealed geometrically per step,
+// doubly stochastic without a projection or a proximal term (up to the convergence of a step's
+// warm-started rounds: columns exact, rows within 2e-2 in the measured runs). The P-step
+// minimizes the projected variant's objective: the cross-entropy of the PAM network (pam-curve.ts,
+// bend 1/2 theta_A + 1/2 P theta_B + phi) at one t per batch, a Monte Carlo estimate of the curve
+// loss integrated over t. With the paper's one outer iteration phi is 0 during the P-step, so that
+// curve is the straight line from theta_A to P theta_B, the path Sinkhorn re-basin (Pena et al.
+// 2023) also relaxes P on; what differs is PAM's rounding and phi-step around it. tau is annealed
+// geometrically per step,
 //   tau_s = tau_start (tau_end / tau_start)^(s / (S - 1)),  s = 0 .. S - 1 over the phase's S steps,
 // from a blurred P (tau = 1: every entry of Sinkhorn(I) is near 1/n for wide layers) that the
 // loss's gradient can reshape to a sharp one (tau = 0.01) near a vertex of B_n. The logits are
@@ -14,9 +17,9 @@
 // entries, which span orders of magnitude. Adam's step is scaled by tau / tau_start, so a step
 // moves L / tau, the exponent, by about lr whatever tau is: at a fixed step in L the exponent
 // would jump by lr / tau (5 at lr 0.05, tau 0.01), and the few warm-started Sinkhorn rounds of a
-// step could not follow (rows a third off 1 in a measured run); the solution then also hardens
-// as tau falls instead of jumping between vertices. The rounding is the projected variant's (pam-run.ts)
-// on Sinkhorn(L / tau_end) solved to 1e-4.
+// step could not follow (rows a third off 1 in a measured run); the solution also hardens as tau
+// falls instead of jumping between vertices. The rounding is the projected variant's
+// (pam-run.ts), on Sinkhorn(L / tau_end) solved to 1e-4.
 //
 // Batching: groups of one size are stacked into one [G, n, n] logits tensor, so each size costs
 // one chain of Sinkhorn dispatches (an MLP of equal hidden widths: one chain for all its groups);
