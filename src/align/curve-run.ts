@@ -38,6 +38,7 @@ import {
   type CurveMetadata, type CurvePermutation, type Endpoints,
 } from './curve-file.js';
 import { ProximalSGD } from './pam.js';
+import { SINKHORN_DEFAULTS } from './pam-sinkhorn.js';
 import { PAM_DEFAULTS, PAM_METHODS, isPamMethod, runPamPermutation, savedPamOptions, type PamHooks, type PamMethod } from './pam-run.js';
 import { permutationSpec } from './specs.js';
 import { weightMatching } from './weight-matching.js';
@@ -73,6 +74,13 @@ export interface CurveTrainingOptions {
   pamBvnTerms?: number;
   /** PAM: the P-step's initial learning rate (default lr / 2, the official code's). */
   pamLr?: number;
+  /**
+   * PAM's relaxation of P (pam-sinkhorn.ts): absent for the paper's projected gradient, 'sinkhorn'
+   * for P = Sinkhorn(L / tau) with tau annealed from pamTauStart to pamTauEnd (SINKHORN_DEFAULTS).
+   */
+  pamRelax?: 'sinkhorn';
+  pamTauStart?: number;
+  pamTauEnd?: number;
   /**
    * Tatro et al. section 4 (`curve --adversarial`): each batch's PGD examples against the curve's
    * network at that batch's t replace the batch; eps and step in pixel units (nn/pgd.ts). Absent
@@ -264,7 +272,7 @@ async function trainCurveIn(folder: RunFolder, a: string, b: string, given: Part
     const defaults = curveDefaults(pair.a.meta.training);
     const newOptions = (): CurveTrainingOptions => {
       const o = { ...defaults, ...(given.adversarial ? adversarialCurveDefaults(pair.a.meta.training) : {}), ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as CurveTrainingOptions;
-      return isPamMethod(o.align) ? { ...PAM_DEFAULTS, ...o } : o;
+      return isPamMethod(o.align) ? { ...PAM_DEFAULTS, ...(o.pamRelax === 'sinkhorn' ? SINKHORN_DEFAULTS : {}), ...o } : o;
     };
     const options: CurveTrainingOptions = saved
       ? resumeOptions(saved.meta.training as unknown as CurveTrainingOptions, given)

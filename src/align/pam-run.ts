@@ -14,11 +14,15 @@
 //      t = i / (m - 1)) is kept;
 //   3. the phi-step, which is the plain curve training from A to the rounded P(B) with the
 //      proximal term on the bend (curve-run.ts).
+// With `pamRelax: 'sinkhorn'` (beyond the paper; pam-sinkhorn.ts) step 1 trains logits L with
+// P = Sinkhorn(L / tau), tau annealed, by Adam, and the rounding reads Sinkhorn(L / tau_end);
+// steps 2 and 3 are the same. That P-step restarts on a resume (its file holds the logits).
 // The rounded permutation composed with the initial one is what the curve file records, so
 // evaluation and planes read a PAM curve like any other.
 //
 //   DIR/alignment.json     pam-aligned: the initial correlation alignment (curve-run.ts)
 //   DIR/pam-p.safetensors  the relaxed P of every trained group after the last finished P-epoch
+//                          (sinkhorn: the logits stacks, `logits.{n}` per group size)
 //   DIR/pam.json           the P-step log, every rounding candidate and its loss, the result
 //
 // Deviations, all for determinism: the candidates are scored on the training set unshuffled and
@@ -41,6 +45,7 @@ import { permutationsToJson, type CurvePermutation, type Endpoints } from './cur
 import type { CurveTrainingOptions } from './curve-run.js';
 import { BIRKHOFF_ITERATIONS, ProximalSGD, birkhoffCorrection, birkhoffVonNeumann, drawTerm, largestTerms, permutationDistance, permutationTensor, projectToPermutation } from './pam.js';
 import { pamWeightsAt, type PamCurveParts } from './pam-curve.js';
+import { SINKHORN_DEFAULTS, runSinkhornPStep } from './pam-sinkhorn.js';
 import { composePermutations, identityPermutation, type Permutations } from './permute.js';
 import { permutationSpec } from './specs.js';
 
@@ -70,6 +75,9 @@ export interface PamEpochLog {
   seconds: number;
   /** Per group: mean over rows of 1 - max_j P_ij (0 for a permutation). */
   distance: Record<string, number>;
+  /** --pam-relax sinkhorn: the temperature of the epoch's last step, and max |row or column sum - 1| of P there. */
+  tau?: number;
+  sinkhornError?: number;
 }
 
 export interface PamCandidate {
@@ -99,10 +107,12 @@ export interface PamRecord {
   /** The rounded P composed with the initial permutation: what the curve connects A to. */
   permutation: CurvePermutation;
   seconds: { pStep: number; rounding: number };
+  /** --pam-relax sinkhorn: the soft P the rounding read, Sinkhorn(L / tau_end) solved to 1e-4 (its rounds and sum error). */
+  sinkhorn?: { iterations: number; error: number };
 }
 
 export interface PamHooks {
-  onPhase?: (phase: 'P-step' | 'rounding', info: { startEpoch: number; epochs: number; groups: string[] }) => void;
+  onPhase?: (phase: 'P-step' | 'rounding', info: { startEpoch: number; epochs: number; groups: string[]; relax: 'projected' | 'sinkhorn' }) => void;
   onProgress?: (p: StepProgress) => void;
   onPEpochEnd?: (log: PamEpochLog) => void;
   onCandidate?: (i: number, total: number, c: PamCandidate) => void;
@@ -114,6 +124,8 @@ function pamRecipe(o: CurveTrainingOptions): Record<string, unknown> {
   return {
     curve: o.curve, points: o.points, pamPEpochs: o.pamPEpochs, pamNu: o.pamNu, pamCandidates: o.pamCandidates, pamBvnTerms: o.pamBvnTerms, pamLr: o.pamLr ?? null,
     lr: o.lr, schedule: o.schedule, batchSize: o.batchSize, seed: o.seed, augment: o.augment, trainSubset: o.trainSubset ?? null, alignSamples: o.alignSamples,
+    // Only a Sinkhorn run names its relaxation, so records of projected runs stay as they were.
+    ...(o.pamRelax === 'sinkhorn' ? { pamRelax: o.pamRelax, pamTauStart: o.pamTauStart ?? SINKHORN_DEFAULTS.pamTauStart, pamTauEnd: o.pamTauEnd ?? SINKHORN_DEFAULTS.pamTauEnd } : {}),
   };
 }
 
@@ -178,69 +190,84 @@ export async function runPamPermutation(args: {
     for (const p of perms.values()) p.requiresGrad = true;
     const parts: PamCurveParts = { kind: options.curve, points: options.points, names: curveParameterNames(model), stateA: pair.a.model.stateDict(), stateB: pair.stateB, spec, phi: null };
 
-    // 1. The P-step, resumable per epoch: plain SGD has no state besides P itself.
     const pPath = join(out, PAM_P_FILE);
-    let startEpoch = 0;
     const pLog: PamEpochLog[] = [];
-    if (existsSync(pPath)) {
-      const file = await loadSafetensors(pPath);
-      const m = file.metadata;
-      if (m.method === method && m.endpoints === JSON.stringify(endpoints) && m.recipe === JSON.stringify(recipe)) {
-        const gpu = toGpuTensors(file.tensors, pPath);
-        noGrad(() => {
-          for (const [g, p] of perms) {
-            const src = gpu.get(g);
-            if (!src || src.size !== p.size) throw new Error(`${pPath}: no matrix for group '${g}' of the right size`);
-            copyInto(p, src);
-          }
-        });
-        for (const t of gpu.values()) t.dispose();
-        startEpoch = Number(m.epoch);
-        pLog.push(...(JSON.parse(m.log ?? '[]') as PamEpochLog[]));
-      }
-    }
     const pLr = options.pamLr ?? options.lr * 0.5;
-    optimizer = new ProximalSGD([...perms.values()], { lr: pLr }, anchors, options.pamNu, (p) => birkhoffCorrection(p, BIRKHOFF_ITERATIONS));
-    const loader = new DataLoader(train, { batchSize: options.batchSize, shuffle: true, augment: options.augment ? CIFAR_AUGMENT : null, seed: options.seed });
     // t of step i of epoch e: uniform in [0, 1), a pure function of (seed, e, i) as curveT.
     const tSeed = deriveSeed(options.seed, P_T_STREAM);
-    hooks.onPhase?.('P-step', { startEpoch, epochs: options.pamPEpochs, groups: groups.map((g) => g.name) });
-    const pStarted = performance.now();
-    const previousSeconds = pLog.reduce((s, l) => s + l.seconds, 0);
-    const pStep = trainLoop({
-      model,
-      optimizer,
-      schedule: makeSchedule(options.schedule, pLr, options.pamPEpochs),
-      train: loader,
-      epochs: options.pamPEpochs,
-      startEpoch,
-      readEvery: args.readEvery,
-      stop: args.stop,
-      objective: ({ x, y }, epoch, step) => model.withParameters(pamWeightsAt(parts, perms, unit(hash(deriveSeed(tSeed, epoch), step))), () => lossAndLogits(model, x, y)),
-      watch: () => perms,
-      onProgress: hooks.onProgress,
-      onEpochEnd: async (log) => {
-        const distance: Record<string, number> = {};
-        for (const [g, p] of perms) distance[g] = permutationDistance(await p.toArray(), p.shape[0]!);
-        const entry: PamEpochLog = { epoch: log.epoch, train_loss: log.train_loss, train_acc: log.train_acc, lr: log.lr, seconds: log.seconds, distance };
-        pLog.push(entry);
-        const { dataDir: _d, ...training } = options;
-        await saveSafetensors(pPath, perms, {
-          format: 'pt', method, endpoints: JSON.stringify(endpoints), recipe: JSON.stringify(recipe), epoch: String(log.epoch), log: JSON.stringify(pLog), training: JSON.stringify(training),
-        });
-        hooks.onPEpochEnd?.(entry);
-      },
+    const tAt = (epoch: number, step: number) => unit(hash(deriveSeed(tSeed, epoch), step));
+    const { dataDir: _dp, ...trainingMeta } = options;
+    const pMeta = (epoch: number) => ({
+      format: 'pt', method, endpoints: JSON.stringify(endpoints), recipe: JSON.stringify(recipe), epoch: String(epoch), log: JSON.stringify(pLog), training: JSON.stringify(trainingMeta),
     });
-    await pStep.catch((e) => {
-      throw e instanceof RunStoppedError ? new RunStoppedError(e.signal, `the PAM P-step's ${e.where}`, e.epoch) : e;
-    });
-    const pSeconds = previousSeconds + (performance.now() - pStarted) / 1000;
+    let relaxed = new Map<string, Float32Array>();
+    let pSeconds = 0;
+    let sinkhorn: PamRecord['sinkhorn'];
+    if (options.pamRelax === 'sinkhorn') {
+      // 1'. The P-step with P = Sinkhorn(L / tau) (pam-sinkhorn.ts).
+      hooks.onPhase?.('P-step', { startEpoch: 0, epochs: options.pamPEpochs, groups: groups.map((g) => g.name), relax: 'sinkhorn' });
+      const r = await runSinkhornPStep({
+        model, parts, groups, train, options, lr: pLr, tAt, readEvery: args.readEvery, stop: args.stop, hooks, log: pLog,
+        save: (logits, epoch) => saveSafetensors(pPath, logits, pMeta(epoch)),
+      });
+      ({ relaxed, seconds: pSeconds } = r);
+      sinkhorn = { iterations: r.iterations, error: r.error };
+    } else {
+      // 1. The P-step, resumable per epoch: plain SGD has no state besides P itself.
+      let startEpoch = 0;
+      if (existsSync(pPath)) {
+        const file = await loadSafetensors(pPath);
+        const m = file.metadata;
+        if (m.method === method && m.endpoints === JSON.stringify(endpoints) && m.recipe === JSON.stringify(recipe)) {
+          const gpu = toGpuTensors(file.tensors, pPath);
+          noGrad(() => {
+            for (const [g, p] of perms) {
+              const src = gpu.get(g);
+              if (!src || src.size !== p.size) throw new Error(`${pPath}: no matrix for group '${g}' of the right size`);
+              copyInto(p, src);
+            }
+          });
+          for (const t of gpu.values()) t.dispose();
+          startEpoch = Number(m.epoch);
+          pLog.push(...(JSON.parse(m.log ?? '[]') as PamEpochLog[]));
+        }
+      }
+      optimizer = new ProximalSGD([...perms.values()], { lr: pLr }, anchors, options.pamNu, (p) => birkhoffCorrection(p, BIRKHOFF_ITERATIONS));
+      const loader = new DataLoader(train, { batchSize: options.batchSize, shuffle: true, augment: options.augment ? CIFAR_AUGMENT : null, seed: options.seed });
+      hooks.onPhase?.('P-step', { startEpoch, epochs: options.pamPEpochs, groups: groups.map((g) => g.name), relax: 'projected' });
+      const pStarted = performance.now();
+      const previousSeconds = pLog.reduce((s, l) => s + l.seconds, 0);
+      const pStep = trainLoop({
+        model,
+        optimizer,
+        schedule: makeSchedule(options.schedule, pLr, options.pamPEpochs),
+        train: loader,
+        epochs: options.pamPEpochs,
+        startEpoch,
+        readEvery: args.readEvery,
+        stop: args.stop,
+        objective: ({ x, y }, epoch, step) => model.withParameters(pamWeightsAt(parts, perms, tAt(epoch, step)), () => lossAndLogits(model, x, y)),
+        watch: () => perms,
+        onProgress: hooks.onProgress,
+        onEpochEnd: async (log) => {
+          const distance: Record<string, number> = {};
+          for (const [g, p] of perms) distance[g] = permutationDistance(await p.toArray(), p.shape[0]!);
+          const entry: PamEpochLog = { epoch: log.epoch, train_loss: log.train_loss, train_acc: log.train_acc, lr: log.lr, seconds: log.seconds, distance };
+          pLog.push(entry);
+          await saveSafetensors(pPath, perms, pMeta(log.epoch));
+          hooks.onPEpochEnd?.(entry);
+        },
+      });
+      await pStep.catch((e) => {
+        throw e instanceof RunStoppedError ? new RunStoppedError(e.signal, `the PAM P-step's ${e.where}`, e.epoch) : e;
+      });
+      pSeconds = previousSeconds + (performance.now() - pStarted) / 1000;
+      for (const [g, p] of perms) relaxed.set(g, (await p.toArray()) as Float32Array);
+    }
 
     // 2. Rounding.
-    hooks.onPhase?.('rounding', { startEpoch: 0, epochs: 0, groups: groups.map((g) => g.name) });
+    hooks.onPhase?.('rounding', { startEpoch: 0, epochs: 0, groups: groups.map((g) => g.name), relax: options.pamRelax ?? 'projected' });
     const roundStarted = performance.now();
-    const relaxed = new Map<string, Float32Array>();
-    for (const [g, p] of perms) relaxed.set(g, (await p.toArray()) as Float32Array);
     const candidates: Permutations[] = [];
     const sources: PamCandidate['source'][] = [];
     candidates.push(new Map(groups.map((g) => [g.name, projectToPermutation(relaxed.get(g.name)!, g.size)])));
@@ -292,6 +319,7 @@ export async function runPamPermutation(args: {
       method, endpoints, initial, recipe, training, fixedGroups: [...fixed], pStep: pLog, candidates: scored, chosen, moved,
       permutation: permutationsToJson(method, final)!,
       seconds: { pStep: pSeconds, rounding: (performance.now() - roundStarted) / 1000 },
+      ...(sinkhorn ? { sinkhorn } : {}),
     };
     await writeFileAtomic(join(out, PAM_RECORD_FILE), [new TextEncoder().encode(`${JSON.stringify(record, null, 1)}\n`)]);
     hooks.onDone?.(record, false);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { runtime } from '../engine/index.js';
 import { CURVE_FILE } from '../align/curve-file.js';
 import { PAM_P_FILE, PAM_RECORD_FILE } from '../align/pam-run.js';
+import { PAM_RELAXATIONS } from '../align/pam-sinkhorn.js';
 import { CURVE_KINDS } from '../align/curve.js';
 import { CURVE_ALIGN_METHODS, runCurveTraining, type CurveTrainingOptions } from '../align/curve-run.js';
 import { RunStoppedError, TrainingDivergedError } from '../nn/train.js';
@@ -32,10 +33,16 @@ const spec = {
       'pam-unaligned / pam-aligned: PAM (section 3) optimizes the permutation with the curve, starting from B as trained or aligned (default none)',
   },
   'pam-p-epochs': { type: 'number', help: "PAM: epochs of the P-step before the curve's own training (default 20)" },
-  'pam-lr': { type: 'number', help: 'PAM: initial learning rate of the P-step (default half of --lr: 0.05, as the official code)' },
+  'pam-lr': { type: 'number', help: "PAM: initial learning rate of the P-step, SGD's (projected) or Adam's times tau / tau_start (sinkhorn) (default half of --lr: 0.05, as the official code)" },
   'pam-nu': { type: 'number', help: 'PAM: nu of the proximal term (1/2 nu) ||x - x_old||^2 on P and on phi (default 1000)' },
   'pam-candidates': { type: 'number', help: 'PAM: random rounding candidates drawn from the Birkhoff-von Neumann decomposition (default 32)' },
   'pam-bvn-terms': { type: 'number', help: 'PAM: largest Birkhoff-von Neumann terms kept for the draws (default 11)' },
+  'pam-relax': {
+    type: 'string',
+    help: "PAM: the P-step's relaxation: projected (the paper's projected gradient onto the Birkhoff polytope, the default) or sinkhorn (P = Sinkhorn(L / tau) of trained logits L, Adam, tau annealed; beyond the paper)",
+  },
+  'pam-tau-start': { type: 'number', help: 'PAM sinkhorn: temperature at the first P-step (default 1)' },
+  'pam-tau-end': { type: 'number', help: 'PAM sinkhorn: temperature at the last P-step, annealed geometrically per step; the rounding reads Sinkhorn(L / tau_end) (default 0.01)' },
   'align-samples': { type: 'number', help: 'training images the correlation alignment uses (default 10000, as the paper)' },
   epochs: { type: 'number', help: 'epochs (default 250)' },
   lr: { type: 'number', help: 'initial learning rate (default 0.1)' },
@@ -78,11 +85,20 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     pamLr: nonNegative(flags['pam-lr'], 'pam-lr'),
     pamCandidates: flags['pam-candidates'],
     pamBvnTerms: positiveInteger(flags['pam-bvn-terms'], 'pam-bvn-terms'),
+    // 'projected' is the absence of a relaxation in the recipe (so projected runs stay as they were).
+    pamRelax: choice(flags['pam-relax'], PAM_RELAXATIONS, 'pam-relax') === 'sinkhorn' ? 'sinkhorn' : undefined,
+    pamTauStart: flags['pam-tau-start'],
+    pamTauEnd: flags['pam-tau-end'],
     ...adversarialFromFlags(flags),
   };
+  for (const f of ['pam-tau-start', 'pam-tau-end'] as const) {
+    const v = flags[f];
+    if (v !== undefined && !(v > 0 && Number.isFinite(v))) throw new UsageError(`--${f} needs a positive number, got ${v}`);
+    if (v !== undefined && given.pamRelax !== 'sinkhorn') throw new UsageError(`--${f} applies to --pam-relax sinkhorn only`);
+  }
   if (given.pamCandidates !== undefined && !(Number.isInteger(given.pamCandidates) && given.pamCandidates >= 0)) throw new UsageError(`--pam-candidates needs an integer >= 0, got ${given.pamCandidates}`);
   if (given.pamNu !== undefined && !(given.pamNu > 0)) throw new UsageError(`--pam-nu needs a positive number, got ${given.pamNu}`);
-  const pamFlag = (['pam-p-epochs', 'pam-lr', 'pam-nu', 'pam-candidates', 'pam-bvn-terms'] as const).find((f) => flags[f] !== undefined);
+  const pamFlag = (['pam-p-epochs', 'pam-lr', 'pam-nu', 'pam-candidates', 'pam-bvn-terms', 'pam-relax'] as const).find((f) => flags[f] !== undefined);
   if (pamFlag && given.align !== undefined && !given.align.startsWith('pam-')) throw new UsageError(`--${pamFlag} applies to --align pam-unaligned or pam-aligned only`);
   if (given.points !== undefined && given.points < 3) throw new UsageError(`--bends needs at least 3 control points (the endpoints and one bend), got ${given.points}`);
   if (given.seed !== undefined && !(Number.isInteger(given.seed) && given.seed >= 0 && given.seed < 2 ** 32)) throw new UsageError(`--seed needs an integer in 0..2^32-1, got ${given.seed}`);
@@ -123,14 +139,15 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
           onPhase: (phase, info) =>
             console.error(
               phase === 'P-step'
-                ? `PAM P-step: ${info.groups.length} relaxed permutation(s) (${info.groups.join(', ')}), ${info.epochs} epochs${info.startEpoch ? `, resuming at epoch ${info.startEpoch + 1}` : ''}`
+                ? `PAM P-step (${info.relax === 'sinkhorn' ? 'Sinkhorn relaxation' : 'projected gradient'}): ${info.groups.length} relaxed permutation(s) (${info.groups.join(', ')}), ${info.epochs} epochs${info.startEpoch ? `, resuming at epoch ${info.startEpoch + 1}` : ''}`
                 : 'PAM rounding: Birkhoff-von Neumann candidates scored by training NLL',
             ),
           onProgress: (p) => progress.step(p),
           onPEpochEnd: (log) => {
             progress.close();
             const distance = Object.entries(log.distance).map(([g, d]) => `${g} ${d.toFixed(4)}`).join('  ');
-            console.error(`P-step epoch ${log.epoch}  train loss ${log.train_loss.toFixed(4)} acc ${(100 * log.train_acc).toFixed(2)}%  lr ${log.lr.toPrecision(4)}  ${formatDuration(log.seconds)}  distance from a permutation: ${distance}`);
+            const tau = log.tau === undefined ? '' : `  tau ${log.tau.toPrecision(3)} (sums within ${log.sinkhornError!.toExponential(1)})`;
+            console.error(`P-step epoch ${log.epoch}  train loss ${log.train_loss.toFixed(4)} acc ${(100 * log.train_acc).toFixed(2)}%  lr ${log.lr.toPrecision(4)}${tau}  ${formatDuration(log.seconds)}  distance from a permutation: ${distance}`);
           },
           onCandidate: (i, total, c) =>
             console.error(`rounding candidate ${i + 1}/${total} (${c.source}${c.sameAs !== null ? `, same as ${c.sameAs + 1}` : ''}): train NLL ${c.loss.toFixed(4)} acc ${(100 * c.accuracy).toFixed(2)}%`),
@@ -138,6 +155,7 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
             const moved = Object.entries(r.moved).map(([g, n]) => `${g} ${n}`).join('  ');
             console.error(
               `${reused ? `PAM permutation reused from ${flags.out}/pam.json` : `PAM permutation: candidate ${r.chosen + 1} (${r.candidates[r.chosen]!.source}), train NLL ${r.candidates[r.chosen]!.loss.toFixed(4)}; P-step ${formatDuration(r.seconds.pStep)}, rounding ${formatDuration(r.seconds.rounding)}`}; ` +
+                (r.sinkhorn ? `rounded from Sinkhorn(L / tau_end) after ${r.sinkhorn.iterations} rounds, sums within ${r.sinkhorn.error.toExponential(1)} of 1; ` : '') +
                 `units moved from the start: ${moved}; phi-step next`,
             );
           },

@@ -7,7 +7,11 @@
 //   rounding and the same curve as an uninterrupted run; the phi-step resumes bit for bit too
 //   (its proximal anchors are rebuilt from the endpoints);
 // - pam-aligned starts from the correlation alignment and records the rounded permutation
-//   composed with it.
+//   composed with it;
+// - --pam-relax sinkhorn anneals tau to tau_end, rounds Sinkhorn(L / tau_end) solved to 1e-4 by
+//   the same candidates, and records the permutation in the curve file; a projected run's recipe
+//   does not name a relaxation (so its records are those of before the Sinkhorn variant); a
+//   Sinkhorn run stopped in its P-step and resumed ends as an uninterrupted one.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -132,6 +136,40 @@ test('pam-aligned: starts from the correlation alignment and composes the rounde
     assert.is(back.filter((v, i) => v !== i).length, r.moved[g]);
   }
   assert.is((await readCurveFile(join(out, CURVE_FILE))).meta.permutation!.method, 'pam-aligned');
+});
+
+test('pam-unaligned --pam-relax sinkhorn: tau annealed to tau_end, P doubly stochastic, the same rounding, a permutation in the curve file', async () => {
+  const out = join(dir, 'p-sinkhorn');
+  await runCurveTraining(A, B, recipe({ pamRelax: 'sinkhorn', pamLr: 0.5, pamTauStart: 0.5, pamTauEnd: 0.02, epochs: 1 }), out, { readEvery: 4 });
+  const r = record(out);
+  assert.equal([r.recipe.pamRelax, r.recipe.pamTauStart, r.recipe.pamTauEnd], ['sinkhorn', 0.5, 0.02]);
+  assert.is(r.pStep.length, 2, 'two P-epochs logged');
+  const taus = r.pStep.map((l) => l.tau!);
+  assert.ok(taus[0]! < 0.5 && taus[0]! > 0.02 && Math.abs(taus[1]! - 0.02) < 1e-9, `epoch-end temperatures ${taus}`);
+  // A step's P comes from a few warm-started rounds, so only its columns are exact; the rounding's
+  // P is solved to 1e-4.
+  for (const l of r.pStep) assert.ok(l.sinkhornError! < 0.1, `epoch ${l.epoch}: sums off by ${l.sinkhornError}`);
+  assert.ok(r.sinkhorn!.error <= 1e-4, `the rounded P's sums are off by ${r.sinkhorn!.error}`);
+  assert.equal(r.candidates.slice(0, 2).map((c) => c.source), ['projection', 'previous']);
+  assert.is(r.candidates[r.chosen]!.loss, Math.min(...r.candidates.map((c) => c.loss)), 'the chosen candidate has the lowest training NLL');
+  const { meta } = await readCurveFile(join(out, CURVE_FILE));
+  assert.equal(meta.permutation, r.permutation);
+  for (const [g, p] of Object.entries(meta.permutation!.groups)) checkPermutation(p, p.length, `group ${g}`);
+  assert.is(record(join(dir, 'p-straight')).recipe.pamRelax, undefined, 'a projected run names no relaxation');
+
+  // Stopped after the first P-epoch and resumed: the Sinkhorn P-step starts again, and being
+  // deterministic ends in the same rounding and curve.
+  const split = join(dir, 'p-sinkhorn-split');
+  const sinkhornRecipe = recipe({ pamRelax: 'sinkhorn', pamLr: 0.5, pamTauStart: 0.5, pamTauEnd: 0.02, epochs: 1 });
+  try {
+    await runCurveTraining(A, B, sinkhornRecipe, split, { readEvery: 4, hooks: { pam: { onPEpochEnd: () => { throw new Error('stop'); } } } });
+    assert.unreachable('the hook stops the run');
+  } catch (e) {
+    assert.is((e as Error).message, 'stop');
+  }
+  await runCurveTraining(A, B, {}, split, { resume: true, readEvery: 4 });
+  assert.equal(withoutTiming(record(split)), withoutTiming(r), 'pam.json');
+  await sameTensors(join(out, CURVE_FILE), join(split, CURVE_FILE), 'bends after the phi-step');
 });
 
 test.run();

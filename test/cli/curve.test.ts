@@ -83,6 +83,16 @@ test('bad input: one line, non-zero exit', async () => {
   r = await cli('curve', '--a', ckpt('tt-1'), '--b', ckpt('tt-2'), '--out', join(dir, 'x'), '--curve', 'spline');
   assert.is(r.code, 64);
   assert.match(r.err, /--curve 'spline' is not one of bezier, polychain/);
+  const pam = ['--a', ckpt('tt-1'), '--b', ckpt('tt-2'), '--out', join(dir, 'x'), '--align', 'pam-unaligned'];
+  r = await cli('curve', ...pam, '--pam-relax', 'softmax');
+  assert.is(r.code, 64);
+  assert.match(r.err, /--pam-relax 'softmax' is not one of projected, sinkhorn/);
+  r = await cli('curve', ...pam, '--pam-tau-end', '0.01');
+  assert.is(r.code, 64);
+  assert.match(r.err, /--pam-tau-end applies to --pam-relax sinkhorn only/);
+  r = await cli('curve', ...pam, '--pam-relax', 'sinkhorn', '--pam-tau-start', '0');
+  assert.is(r.code, 64);
+  assert.match(r.err, /--pam-tau-start needs a positive number, got 0/);
   r = await cli('eval-curve', '--curve', ckpt('tt-1'));
   assert.is(r.code, 1);
   assert.match(r.err, /model checkpoint, not a curve file/);

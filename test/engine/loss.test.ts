@@ -39,6 +39,43 @@ test('logSoftmax and softmax over the last axis, any rank, large logits', async 
   }
 });
 
+/** log_softmax of x (row-major `shape`) along `axis`, float64. */
+function logSoftmaxAlongRef(x: ArrayLike<number>, shape: number[], axis: number): Float64Array {
+  const len = shape[axis]!;
+  const inner = shape.slice(axis + 1).reduce((p, d) => p * d, 1);
+  const outer = x.length / (len * inner);
+  const out = new Float64Array(x.length);
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const at = (k: number) => (o * len + k) * inner + i;
+      let m = -Infinity;
+      for (let k = 0; k < len; k++) m = Math.max(m, x[at(k)]!);
+      let s = 0;
+      for (let k = 0; k < len; k++) s += Math.exp(x[at(k)]! - m);
+      for (let k = 0; k < len; k++) out[at(k)] = x[at(k)]! - m - Math.log(s);
+    }
+  }
+  return out;
+}
+
+test('logSoftmax along any axis (the columns of a batch of matrices, as Sinkhorn uses it) and its gradient', async () => {
+  for (const [shape, axis] of [[[3, 7, 5], 1], [[3, 7, 5], -2], [[6, 9], 0], [[2, 3, 4, 5], 2], [[4, 5], -1]] as [number[], number][]) {
+    const x = randomArray(shape.reduce((p, d) => p * d, 1), rand, -20, 20);
+    const a = axis < 0 ? axis + shape.length : axis;
+    const ls = E.logSoftmax(toTensor(x, shape), axis);
+    assertShape(ls.shape, shape, 'logSoftmax');
+    assertClose(await ls.toArray(), logSoftmaxAlongRef(x, shape, a), 1e-5, 1e-5, `logSoftmax [${shape}] axis ${axis}`);
+  }
+  const shape = [2, 5, 3];
+  const w = weightsFor(30, rand);
+  await gradCheck(
+    ([a]) => E.sum(E.mul(E.logSoftmax(a!, 1), toTensor(w, shape))),
+    ([a]) => dotRef(logSoftmaxAlongRef(a!, shape, 1), w),
+    [{ data: randomArray(30, rand, -3, 3), shape }],
+    { what: 'logSoftmax axis 1' },
+  );
+});
+
 test('crossEntropy with integer labels matches float64', async () => {
   for (const [rows, classes, spread] of [[13, 7, 3], [1, 10, 1], [37, 3, 50]] as const) {
     const x = randomArray(rows * classes, rand, -spread, spread);

@@ -1,7 +1,7 @@
-// Softmax, log-softmax and cross-entropy over the last axis.
+// Softmax, log-softmax (over the last axis, or any one axis) and cross-entropy over the last axis.
 //
 // log_softmax(x)_c = x_c - m - log(sum_c' exp(x_c' - m)), m = max_c x_c (subtracting the max keeps
-// exp from overflowing). Its gradient is g - softmax(x) * sum_c g_c. Cross-entropy with integer
+// exp from overflowing). Its gradient is g - softmax(x) * sum_c g_c, the sum over the same axis. Cross-entropy with integer
 // labels is the mean over rows of -log_softmax(x)[row, label]; its gradient is
 // (softmax(x) - onehot(label)) * g / rows, computed directly rather than through the graph.
 import indexWgsl from '../../shaders/index.wgsl';
@@ -16,14 +16,15 @@ import { shapeString } from './util.js';
 const pickKernel = new Kernel('pick', [gridWgsl, indexWgsl], 'pick');
 const oneHotKernel = new Kernel('one_hot', [gridWgsl, indexWgsl], 'one_hot');
 
-export function logSoftmax(x: Tensor): Tensor {
+/** log_softmax along `axis` (default the last; torch.log_softmax(x, dim)). */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
   const y = noGrad(() =>
     tidy(() => {
-      const shifted = sub(x, max(x, -1, { keepDims: true }));
-      return sub(shifted, log(sum(exp(shifted), -1, { keepDims: true })));
+      const shifted = sub(x, max(x, axis, { keepDims: true }));
+      return sub(shifted, log(sum(exp(shifted), axis, { keepDims: true })));
     }),
   );
-  return record(y, 'logSoftmax', [x], (g) => [sub(g, mul(exp(y), sum(g, -1, { keepDims: true })))]);
+  return record(y, 'logSoftmax', [x], (g) => [sub(g, mul(exp(y), sum(g, axis, { keepDims: true })))]);
 }
 
 export function softmax(x: Tensor): Tensor {
