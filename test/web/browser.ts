@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
+import { suite, type Test } from 'uvu';
 import { startStaticServer, type RunningServer } from '../../src/cli/static-server.js';
 
 /** The browser: NEURALIGN_CHROMIUM, else Debian's /usr/bin/chromium (scripts/setup.sh installs it). */
@@ -35,4 +36,30 @@ export function webDir(): string {
 /** Serves the built pages and `runsDir` (default: a new empty folder) on a free port. */
 export function servePages(runsDir = mkdtempSync(join(tmpdir(), 'neuralign-runs-'))): Promise<RunningServer> {
   return startStaticServer({ webDir: webDir(), runsDir, port: 0 });
+}
+
+/** What a browser suite's tests use: set by its `before` hook (absent when the suite is skipped). */
+export interface BrowserSession {
+  browser?: Browser;
+  server?: RunningServer;
+}
+
+/**
+ * A uvu suite whose `before` starts the browser and serves the pages (and `runsDir()`, default a
+ * new empty folder) and whose `after` stops both; nothing starts where browserSkipReason says the
+ * browser is missing (the tests are then registered as skipped through testUnless).
+ */
+export function browserSuite(name: string, runsDir?: () => string): { test: Test; session: BrowserSession } {
+  const test = suite(name);
+  const session: BrowserSession = {};
+  test.before(async () => {
+    if (browserSkipReason) return;
+    session.server = await servePages(runsDir?.());
+    session.browser = await launchBrowser();
+  });
+  test.after(async () => {
+    await session.browser?.close();
+    await session.server?.close();
+  });
+  return { test, session };
 }

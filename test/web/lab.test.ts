@@ -1,30 +1,14 @@
 // The kernel lab (src/web/lab.ts) in headless chromium on SwiftShader's WebGPU: with ?auto=1 it
 // runs a small sweep, and each timed matmul variant and conv pass has been checked against the
 // float64 reference; without WebGPU the page says what to do instead of staying blank.
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Browser } from 'playwright-core';
 import type { ConvBenchReport } from '../../bench/conv.js';
 import type { MatmulBenchReport } from '../../bench/matmul.js';
-import type { RunningServer } from '../../src/cli/static-server.js';
 import { testUnless } from '../helpers.js';
-import { browserSkipReason, launchBrowser, servePages } from './browser.js';
+import { browserSkipReason, browserSuite } from './browser.js';
 
-const test = suite('kernel lab');
+const { test, session } = browserSuite('kernel lab');
 
-let browser: Browser | undefined;
-let server: RunningServer | undefined;
-
-test.before(async () => {
-  if (browserSkipReason) return;
-  server = await servePages();
-  browser = await launchBrowser();
-});
-
-test.after(async () => {
-  await browser?.close();
-  await server?.close();
-});
 
 interface LabState {
   state: string;
@@ -34,11 +18,11 @@ interface LabState {
 }
 
 testUnless(test, browserSkipReason, 'auto sweep: every timed matmul variant and conv pass matches the float64 reference', async () => {
-  const page = await browser!.newPage();
+  const page = await session.browser!.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   // Small shapes and a small tuning size keep this to seconds on a CPU adapter.
-  await page.goto(`${server!.url}lab.html?auto=1&sizes=32,96&tune=64&reps=1&variants=naive,tiled,regblock&conv=1&nets=resnet32&batch=1`);
+  await page.goto(`${session.server!.url}lab.html?auto=1&sizes=32,96&tune=64&reps=1&variants=naive,tiled,regblock&conv=1&nets=resnet32&batch=1`);
   await page.waitForFunction(() => {
     const s = (window as unknown as { neuralign?: LabState }).neuralign;
     return s && (s.report || s.state === 'error');
@@ -78,9 +62,9 @@ testUnless(test, browserSkipReason, 'auto sweep: every timed matmul variant and 
 });
 
 testUnless(test, browserSkipReason, 'without WebGPU the page explains which browsers have it', async () => {
-  const page = await browser!.newPage();
+  const page = await session.browser!.newPage();
   await page.addInitScript(() => delete (Navigator.prototype as { gpu?: unknown }).gpu);
-  await page.goto(`${server!.url}lab.html?auto=1`);
+  await page.goto(`${session.server!.url}lab.html?auto=1`);
   await page.waitForFunction(() => (window as unknown as { neuralign?: LabState }).neuralign?.state === 'error', null, { timeout: 30_000 });
   const text = await page.locator('#error').innerText();
   assert.match(text, /no WebGPU/);

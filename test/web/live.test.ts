@@ -2,28 +2,12 @@
 // in the tab on the synthetic task, B aligned to A, both lines evaluated and plotted. Small sizes
 // (512 images, three epochs, three values of t) keep it to seconds; the property checked is the
 // alignment's own: every hidden layer's matched correlation rises.
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Browser } from 'playwright-core';
-import type { RunningServer } from '../../src/cli/static-server.js';
 import { testUnless } from '../helpers.js';
-import { browserSkipReason, launchBrowser, servePages } from './browser.js';
+import { browserSkipReason, browserSuite } from './browser.js';
 
-const test = suite('live page');
+const { test, session } = browserSuite('live page');
 
-let browser: Browser | undefined;
-let server: RunningServer | undefined;
-
-test.before(async () => {
-  if (browserSkipReason) return;
-  server = await servePages();
-  browser = await launchBrowser();
-});
-
-test.after(async () => {
-  await browser?.close();
-  await server?.close();
-});
 
 interface LiveState {
   state: string;
@@ -36,10 +20,10 @@ interface LiveState {
 }
 
 testUnless(test, browserSkipReason, 'trains two MLPs, aligns them and plots A-B and A-P(B)', async () => {
-  const page = await browser!.newPage();
+  const page = await session.browser!.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${server!.url}live.html?auto=1&n=512&epochs=3&points=3&test=250&width=0.125`);
+  await page.goto(`${session.server!.url}live.html?auto=1&n=512&epochs=3&points=3&test=250&width=0.125`);
   await page.waitForFunction(() => ['done', 'error'].includes((window as unknown as { neuralign?: LiveState }).neuralign?.state ?? ''), null, { timeout: 120_000 });
   const state = await page.evaluate(() => (window as unknown as { neuralign: LiveState }).neuralign);
   assert.equal(errors, []);

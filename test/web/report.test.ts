@@ -4,16 +4,12 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Browser } from 'playwright-core';
 import { meanStd, type PathSummary, type Results } from '../../src/report/index.js';
 import { PRESETS } from '../../src/reproduce/presets.js';
-import type { RunningServer } from '../../src/cli/static-server.js';
 import { testUnless } from '../helpers.js';
-import { browserSkipReason, launchBrowser, servePages } from './browser.js';
+import { browserSkipReason, browserSuite } from './browser.js';
 
-const test = suite('report viewer');
 
 function pathOf(pair: number, accs: number[]): PathSummary {
   return {
@@ -65,25 +61,13 @@ function runFolder(): string {
   return runs;
 }
 
-let browser: Browser | undefined;
-let server: RunningServer | undefined;
-
-test.before(async () => {
-  if (browserSkipReason) return;
-  server = await servePages(runFolder());
-  browser = await launchBrowser();
-});
-
-test.after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const { test, session } = browserSuite('report viewer', runFolder);
 
 testUnless(test, browserSkipReason, 'a run folder: its tables and every plot as SVG', async () => {
-  const page = await browser!.newPage();
+  const page = await session.browser!.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${server!.url}report.html`);
+  await page.goto(`${session.server!.url}report.html`);
   await page.waitForFunction(() => ['done', 'error'].includes((window as unknown as { neuralign?: { state: string } }).neuralign?.state ?? ''), null, { timeout: 60_000 });
   const state = await page.evaluate(() => (window as unknown as { neuralign: { state: string; error?: string; plots?: string[] } }).neuralign);
   assert.equal(errors, []);
