@@ -150,15 +150,17 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
       } finally {
         endScope(inputGrads);
       }
-      // An op may hand back `g` itself (add) or one tensor for two inputs (add(a, a)). Each input
-      // gets a tensor of its own, so that disposing one never frees another's gradient: `g` and
-      // any other tensor go to their first taker, later takers get copies (made before any
-      // accumulation below disposes the original).
+      // An op may hand back `g` itself (add) or one tensor for two inputs (add(a, a), a residual
+      // sum). Each input gets a tensor of its own, so that disposing one never frees another's
+      // gradient: `g` and any other tensor go to their first taker, later takers get a second
+      // handle on the same buffer (reshape: reference-counted, no copy; made before any
+      // accumulation below disposes the original). Sharing is safe because nothing writes a
+      // gradient in place: accumulation and every op make new tensors, and SGD reads .grad only.
       const owned = new Set<Tensor>();
       const given = node.inputs.map((input, i) => {
         let gi = inputGrads[i];
         if (!gi || !input.requiresGrad) return null;
-        if (owned.has(gi)) gi = clone(gi);
+        if (owned.has(gi)) gi = gi.reshape(gi.shape);
         owned.add(gi);
         if (!sameShape(gi.shape, input.shape)) {
           throw new Error(

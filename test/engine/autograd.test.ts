@@ -5,6 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
 import { sizeClass } from '../../src/engine/buffer-pool.js';
+import { runtime } from '../../src/engine/runtime.js';
 import { TEST_SEED, assertClose, dotRef, gradCheck, poolInUse, randomArray, rng, setupEngine, toTensor, weightsFor } from '../helpers.js';
 
 const test = suite('autograd');
@@ -127,6 +128,30 @@ test('an op handing one tensor (g itself or another) to two inputs that already 
     x.grad!.dispose();
     assert.is(poolInUse(), base, `${what}: nothing left over`);
   }
+});
+
+test('one gradient for two inputs is shared, not copied: no dispatch, and each handle is disposed on its own', async () => {
+  const x = leaf(randomArray(7, rand), [7]);
+  const y = leaf(randomArray(7, rand), [7]);
+  const gv = randomArray(7, rand);
+  const gradOutput = toTensor(gv, [7]);
+  const base = poolInUse();
+  const z = E.add(x, y); // its backward hands g to both inputs
+  const stream = runtime().stream;
+  let before = stream.dispatchCount;
+  E.noGrad(() => E.clone(gradOutput)).dispose();
+  const copy = stream.dispatchCount - before;
+  before = stream.dispatchCount;
+  E.backward(z, gradOutput);
+  // Only backward's own copy of gradOutput; nothing for the second input.
+  assert.is(stream.dispatchCount - before, copy, `dispatches in backward (a copy is ${copy})`);
+  assert.is(poolInUse() - base, sizeClass(z.bytes) + sizeClass(x.bytes), 'z, and one buffer for both gradients');
+  x.grad!.dispose();
+  assertClose(await y.grad!.toArray(), gv, 0, 0, "y's gradient after x's was disposed");
+  y.grad!.dispose();
+  z.dispose();
+  assert.is(poolInUse(), base, 'the shared buffer is freed with its last handle');
+  for (const t of [x, y, gradOutput]) t.dispose();
 });
 
 test('only tensors that require gradients get them', async () => {
