@@ -1,4 +1,4 @@
-// Keeping Dawn's native start-up warnings off a terminal.
+// Keeping Dawn's native start-up warnings out of a command's output.
 //
 // When Dawn discovers a Vulkan adapter it clamps two limits it does not support in full and says
 // so from C++ with fprintf(stderr): "Warning: maxDynamicUniformBuffersPerPipelineLayout
@@ -9,14 +9,21 @@
 // every command's output, and they make a one-line error two lines longer.
 //
 // requestAdapter() does that discovery synchronously, so for the length of that one call fd 2
-// can point at /dev/null and then back. That is only exact when the original can be reopened
-// with the same meaning: a terminal can (a second open of the same device; terminal settings
-// belong to the device). A pipe or a file cannot without fcntl, which Node lacks (reopening a
-// file loses a shared offset or O_APPEND, a pipe's open can block or come back non-blocking), so
-// there the two lines stay, as they do with NEURALIGN_DEBUG set or off Linux. The window is one
-// synchronous call at device start-up, before a command does any I/O; only a file opened on
-// another thread in that instant could take descriptor 2.
-import { closeSync, fstatSync, openSync } from 'node:fs';
+// can point at /dev/null and then back. Node has no dup2, so "back" means opening
+// /proc/self/fd/N of a saved second descriptor, which makes a new open file description of the
+// same object; that is exact only where a description carries nothing of its own that matters:
+//   a terminal          (settings belong to the device),
+//   a pipe, non-blocking as libuv leaves stdio pipes (a pipe has no offset; reopened with
+//                       O_NONBLOCK, so the open cannot wait for a reader),
+//   a file in append mode (2>>: every write goes to the end whatever the description).
+// The flags come from /proc/self/fdinfo/2 and are reopened as they were. A file opened without
+// O_APPEND (2> file, or 2>&1 sharing one offset with stdout) would get a second offset and
+// writes would overwrite each other, and a socket (what Node's child_process gives a child as a
+// "pipe") cannot be opened through /proc at all, so there the two lines stay, as they do with
+// NEURALIGN_DEBUG set or off Linux. The window is one synchronous call at device start-up,
+// before a command does any I/O; only a file opened on another thread in that instant could take
+// descriptor 2.
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { isatty } from 'node:tty';
 
 /** Whether fd 0, 1 and 2 are open, so that the lowest free descriptor is 2 once 2 is closed. */
@@ -29,16 +36,33 @@ function stdioOpen(): boolean {
   }
 }
 
+/** The open flags to reopen descriptor 2 with (see the file comment), or null where that is not exact. */
+function reopenFlags(): number | null {
+  const m = /^flags:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/fdinfo/2', 'utf8'));
+  if (!m) return null;
+  const flags = parseInt(m[1]!, 8);
+  const kept = flags & (3 /* O_ACCMODE */ | constants.O_APPEND | constants.O_NONBLOCK);
+  const st = fstatSync(2);
+  if (isatty(2)) return kept;
+  if (st.isFIFO()) return flags & constants.O_NONBLOCK ? kept : null;
+  if (st.isFile()) return flags & constants.O_APPEND ? kept : null;
+  return null;
+}
+
 /**
- * Runs the synchronous `fn` with native writes to stderr discarded, when stderr is a terminal on
- * Linux and NEURALIGN_DEBUG is unset; otherwise simply runs it. Writes from JavaScript are not
- * affected (they are not made inside `fn`).
+ * Runs the synchronous `fn` with native writes to stderr discarded, where descriptor 2 can be put
+ * back exactly (a terminal, a non-blocking pipe, a file in append mode) on Linux and
+ * NEURALIGN_DEBUG is unset; otherwise simply runs it. Writes from JavaScript are not affected
+ * (they are not made inside `fn`).
  */
 export function withoutNativeStderr<T>(fn: () => T): T {
-  if (process.platform !== 'linux' || process.env.NEURALIGN_DEBUG || !isatty(2) || !stdioOpen()) return fn();
-  let terminal: number;
+  if (process.platform !== 'linux' || process.env.NEURALIGN_DEBUG || !stdioOpen()) return fn();
+  let flags: number | null;
+  let saved: number;
   try {
-    terminal = openSync('/proc/self/fd/2', 'w'); // the same terminal, through a new descriptor
+    flags = reopenFlags();
+    if (flags === null) return fn();
+    saved = openSync('/proc/self/fd/2', flags); // the same object, through a new descriptor
   } catch {
     return fn();
   }
@@ -48,7 +72,13 @@ export function withoutNativeStderr<T>(fn: () => T): T {
     return fn();
   } finally {
     closeSync(devnull);
-    openSync(`/proc/self/fd/${terminal}`, 'w'); // 2 again, the terminal
-    closeSync(terminal);
+    try {
+      openSync(`/proc/self/fd/${saved}`, flags); // 2 again
+    } catch {
+      // The pipe's reader went away meanwhile: 2 holds /dev/null again (never left free, where
+      // the next file opened would become stderr).
+      openSync('/dev/null', 'w');
+    }
+    closeSync(saved);
   }
 }

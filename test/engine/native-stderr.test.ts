@@ -1,12 +1,16 @@
 // Dawn's native start-up warnings ("max...artificially reduced", written by C++ straight to fd 2
-// while requestAdapter discovers the Vulkan adapter) stay off a terminal: src/engine/native-stderr.ts.
-// This file, run as a child process under a pseudo-terminal (util-linux `script`), opens the device
-// and then writes a line to stderr. Without NEURALIGN_DEBUG the terminal shows the line and no
-// warning; with NEURALIGN_DEBUG=1 it shows whatever Dawn prints (the control: on an adapter where
-// Dawn clamps nothing there is no warning to hide, and only the restored stderr is checked). With
-// stderr a pipe the descriptor is never touched and the line arrives as well.
+// while requestAdapter discovers the Vulkan adapter) stay out of a command's output where fd 2
+// can be put back exactly: src/engine/native-stderr.ts. This file, run as a child process, opens
+// the device and then writes a line to stderr from JavaScript. With stderr a pipe, a terminal
+// (util-linux `script`) or a file in append mode the output is that line and no warning; with
+// NEURALIGN_DEBUG=1 (the control) the warnings come through, where Dawn prints them at all (on an
+// adapter where it clamps nothing only the restored stderr is checked); a file opened without
+// O_APPEND and a socket (Node's own child pipes are socket pairs) are left alone: the warnings stay
+// and the line follows them, nothing overwritten.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -24,41 +28,92 @@ if (CHILD) {
 }
 
 const WARNING = /artificially reduced/;
+const LINE = 'stderr after the device\n';
 const self = fileURLToPath(import.meta.url);
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-/** The child's terminal output (stdout and stderr together, as a person sees them). */
-function underTerminal(debug: boolean): string {
+function childEnv(debug: boolean): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, NEURALIGN_TEST_NATIVE_STDERR_CHILD: '1' };
   if (debug) env.NEURALIGN_DEBUG = '1';
   else delete env.NEURALIGN_DEBUG;
-  const r = spawnSync('script', ['-qec', `${quote(process.execPath)} ${quote(self)}`, '/dev/null'], { env, encoding: 'utf8', timeout: 120_000 });
-  assert.is(r.status, 0, `child under a terminal: ${r.stdout}${r.stderr}`);
+  return env;
+}
+
+/** The child's stderr through a pipe made by the shell (`2>&1 | cat`: a FIFO). */
+function throughPipe(debug = false): string {
+  const r = spawnSync('sh', ['-c', `${quote(process.execPath)} ${quote(self)} 2>&1 >/dev/null | cat`], { env: childEnv(debug), encoding: 'utf8', timeout: 120_000 });
+  assert.is(r.status, 0, r.stderr);
   return r.stdout;
 }
 
-const test = suite('native stderr');
-const noScript = existsSync('/usr/bin/script') ? null : "util-linux's `script` (a pseudo-terminal for the child) is not installed";
-
-/** The child with stderr a pipe: the descriptor is left alone, so Dawn's warnings (if any) are there. */
-function throughPipe(): string {
-  const r = spawnSync(process.execPath, [self], { env: { ...process.env, NEURALIGN_TEST_NATIVE_STDERR_CHILD: '1' }, encoding: 'utf8', timeout: 120_000 });
+/** The child's stderr through Node's own child pipe, which is a socket pair, not a FIFO. */
+function throughSocket(): string {
+  const r = spawnSync(process.execPath, [self], { env: childEnv(false), encoding: 'utf8', timeout: 120_000 });
   assert.is(r.status, 0, r.stderr);
   return r.stderr;
 }
 
-testUnless(test, noScript, "under a terminal: Dawn's native warnings are hidden, NEURALIGN_DEBUG shows them, and stderr works afterwards", () => {
-  const dawnWarns = WARNING.test(throughPipe()); // true on lavapipe and NVIDIA's Vulkan driver
-  const quiet = underTerminal(false);
-  assert.match(quiet, /stderr after the device/);
-  assert.not.match(quiet, WARNING, `no native warning on the terminal:\n${quiet}`);
-  const control = underTerminal(true);
-  assert.match(control, /stderr after the device/);
-  if (dawnWarns) assert.match(control, WARNING, 'NEURALIGN_DEBUG=1 lets the warnings through');
+/** The child's terminal output (stdout and stderr together, as a person sees them). */
+function underTerminal(debug = false): string {
+  const r = spawnSync('script', ['-qec', `${quote(process.execPath)} ${quote(self)}`, '/dev/null'], { env: childEnv(debug), encoding: 'utf8', timeout: 120_000 });
+  assert.is(r.status, 0, `child under a terminal: ${r.stdout}${r.stderr}`);
+  return r.stdout.replace(/\r\n/g, '\n');
+}
+
+/** The child's stderr into a file opened with `mode` ('a': 2>>, 'w': 2>), after `before` was written there. */
+function intoFile(mode: 'a' | 'w', before: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'neuralign-stderr-'));
+  const path = join(dir, 'err.log');
+  try {
+    writeFileSync(path, before);
+    const out = openSync(path, mode === 'a' ? 'a' : 'r+');
+    try {
+      const r = spawnSync(process.execPath, [self], { env: childEnv(false), stdio: ['ignore', 'ignore', out], timeout: 120_000 });
+      assert.is(r.status, 0, readFileSync(path, 'utf8'));
+    } finally {
+      closeSync(out);
+    }
+    return readFileSync(path, 'utf8');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const test = suite('native stderr');
+/** Whether Dawn prints its warnings on this adapter at all (NEURALIGN_DEBUG=1 lets them through). */
+let dawnWarns = false;
+test.before(() => {
+  dawnWarns = WARNING.test(throughPipe(true));
 });
 
-test('with stderr a pipe, the descriptor is left alone and JavaScript writes arrive', () => {
-  assert.match(throughPipe(), /stderr after the device\n$/);
+test('a pipe: no native warning, and the JavaScript line arrives; NEURALIGN_DEBUG=1 lets them through', () => {
+  assert.is(throughPipe(), LINE);
+  if (dawnWarns) assert.match(throughPipe(true), WARNING);
+});
+
+const noScript = existsSync('/usr/bin/script') ? null : "util-linux's `script` (a pseudo-terminal for the child) is not installed";
+testUnless(test, noScript, 'a terminal: no native warning, and the line arrives; NEURALIGN_DEBUG=1 lets them through', () => {
+  const quiet = underTerminal();
+  assert.ok(quiet.includes(LINE), quiet);
+  assert.not.match(quiet, WARNING, `no native warning on the terminal:\n${quiet}`);
+  if (dawnWarns) assert.match(underTerminal(true), WARNING);
+});
+
+test("a socket (Node's spawn pipes): descriptor left alone, warnings and then the line", () => {
+  const text = throughSocket();
+  assert.ok(text.endsWith(LINE), text);
+  if (dawnWarns) assert.match(text, WARNING);
+});
+
+test("a file in append mode (2>>): no native warning, the line after the file's old content", () => {
+  assert.is(intoFile('a', 'old\n'), `old\n${LINE}`);
+});
+
+test('a file without O_APPEND (2>): descriptor left alone, warnings and then the line, nothing overwritten', () => {
+  const text = intoFile('w', '');
+  assert.ok(text.endsWith(LINE), text);
+  assert.is(text.split(LINE).length, 2, 'the line once');
+  if (dawnWarns) assert.match(text, WARNING);
 });
 
 test.run();
