@@ -4,8 +4,9 @@
 // --tests every test/**/*.test.ts as its own bundle under dist/test/ for uvu.
 // `webgpu` stays external: it loads a native addon (dawn.node) at run time.
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, readdirSync, statSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 
 // --outdir DIR builds elsewhere than dist/ (a folder inside the repo, so `webgpu` and `uvu` still
 // resolve from node_modules): parallel work can build and test without clobbering one another.
@@ -54,6 +55,24 @@ await build({
   outdir: webOut,
 });
 for (const f of webFiles.filter((f) => f.endsWith('.html') || f.endsWith('.css'))) copyFileSync(join('src/web', f), join(webOut, f));
+
+// The live page's data: the first 4,000 training and 1,000 test images of the installed
+// Fashion-MNIST (Debian's dataset-fashion-mnist), as plain IDX files under web/data/ (about 4 MB;
+// never committed). Where the data set is missing the page trains on its synthetic task instead.
+const FASHION = '/usr/share/datasets/fashion-mnist';
+const LIVE_SUBSET = { train: ['train', 4000], test: ['t10k', 1000] };
+if (existsSync(join(FASHION, 'train-images-idx3-ubyte.gz'))) {
+  const dataOut = join(webOut, 'data', 'fashion-mnist');
+  mkdirSync(dataOut, { recursive: true });
+  for (const [split, [prefix, n]] of Object.entries(LIVE_SUBSET)) {
+    for (const [kind, rank, itemBytes] of [['images', 3, 28 * 28], ['labels', 1, 1]]) {
+      const idx = gunzipSync(readFileSync(join(FASHION, `${prefix}-${kind}-idx${rank}-ubyte.gz`)));
+      const header = Buffer.from(idx.subarray(0, 4 + 4 * rank));
+      header.writeUInt32BE(n, 4); // the first dimension, N
+      writeFileSync(join(dataOut, `${split}-${kind}.idx`), Buffer.concat([header, idx.subarray(4 + 4 * rank, 4 + 4 * rank + n * itemBytes)]));
+    }
+  }
+}
 if (withTests) {
   rmSync(join(outdir, 'test'), { recursive: true, force: true });
   // One shared chunk holds the engine, so every test file in the one test process uses the same
