@@ -163,15 +163,22 @@ test('gradients reach only the bends: zero on the endpoints, c_k(t) times the ne
     const d = dirs.get(n)!;
     for (let i = 0; i < d.length; i++) analytic += g[i]! * d[i]!;
   }
-  const h = 1e-2;
+  const h = 1e-3;
   const shifted = async (s: number): Promise<number> => {
     for (const [n, t] of bend) E.noGrad(() => E.tidy(() => copyInto(t, E.add(t, E.mulScalar(E.tensor(dirs.get(n)!, t.shape), s)))));
     const v = (await E.noGrad(() => E.tidy(() => E.clone(lossAt()))).toArray())[0]!;
     for (const [n, t] of bend) E.noGrad(() => E.tidy(() => copyInto(t, E.sub(t, E.mulScalar(E.tensor(dirs.get(n)!, t.shape), s)))));
     return v;
   };
-  const numeric = ((await shifted(h)) - (await shifted(-h))) / (2 * h);
-  assert.ok(Math.abs(numeric - analytic) <= 2e-2 * Math.abs(analytic) + 1e-3, `directional derivative ${numeric} vs backward ${analytic} (seed ${TEST_SEED})`);
+  // The loss is piecewise smooth (ReLU): a kink within h of the point spoils the central
+  // difference (a CI seed had one at distance < 1e-2 on the minus side: central 0.0229, forward
+  // 0.0205, backward 0.0252, analytic 0.0204). Then the one-sided difference on the kink-free side
+  // is the derivative; so one of the three must agree. A wrong gradient (a missing c_k(t), a wrong
+  // sign) fails all three. h = 1e-3 keeps float32's loss resolution (~2.4e-7) below the tolerance.
+  const [minus, zero, plus] = [await shifted(-h), await shifted(0), await shifted(h)];
+  const differences = { central: (plus - minus) / (2 * h), forward: (plus - zero) / h, backward: (zero - minus) / h };
+  const agrees = (v: number) => Math.abs(v - analytic) <= 2e-2 * Math.abs(analytic) + 1e-3;
+  assert.ok(Object.values(differences).some(agrees), `directional derivative ${JSON.stringify(differences)} vs backward ${analytic} (seed ${TEST_SEED})`);
   for (const p of curve.parameters()) p.grad?.dispose();
   curve.dispose();
   for (const m of [a, b, ws]) m.dispose();
