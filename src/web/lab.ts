@@ -1,12 +1,15 @@
 // The kernel lab (lab.html): `neuralign bench matmul` on the visitor's adapter. The same sweep as
 // the CLI (bench/matmul.ts: every variant's output checked against a float64 reference before it
-// is timed, then GFLOP/s per shape), the adapter's name, features and limits, the variant the
-// engine would pick (tuneMatmul), and the report as a download in the `bench --json` format.
+// is timed, then GFLOP/s per shape, as a table and a bar plot), the adapter's name, features and
+// limits, the variant the engine would pick (tuneMatmul), and the report as a download in the
+// `bench --json` format.
 // With conv=1 the conv suite (bench/conv.ts: forward, input and weight gradient of the quick
 // VGG16/ResNet32 layers, each pass checked against float64 before it is timed) runs after it.
 // URL parameters: auto=1 runs at once; sizes=64,128,256 (square sizes); models=1 instead times
 // the paper's model shapes; variants=tiled,regblock; reps=3; tune=512 (the size tuneMatmul
 // times); conv=1; nets=vgg16,resnet32 and batch=2 (the conv layers and their batch).
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
 import { CONV_KERNELS, CONV_SHAPES, benchConv, type ConvBenchReport, type ConvRow, type PassResult } from '../../bench/conv.js';
 import { benchMatmul, MODEL_SHAPES, type MatmulBenchReport } from '../../bench/matmul.js';
 import { MATMUL_VARIANTS, matmulVariantAvailable, type MatmulVariant, type Runtime } from '../engine/index.js';
@@ -81,6 +84,31 @@ function offerDownload(id: string, suite: string, report: unknown): void {
   a.hidden = false;
 }
 
+/**
+ * GFLOP/s per shape and variant as grouped bars (vega-lite, SVG; hover for the numbers). Only
+ * checked-and-timed results are drawn: a wrong variant has no bar.
+ */
+async function plotGflops(report: MatmulBenchReport): Promise<void> {
+  const values = report.rows.flatMap((row) =>
+    row.results.filter((r) => r.gflops !== undefined).map((r) => ({ shape: `${row.shape.name} ${row.shape.M}x${row.shape.N}x${row.shape.K}`, variant: r.variant, gflops: r.gflops })),
+  );
+  const spec = {
+    data: { values },
+    mark: { type: 'bar', tooltip: true },
+    encoding: {
+      x: { field: 'shape', type: 'nominal', title: 'shape (M x N x K)', sort: null },
+      xOffset: { field: 'variant' },
+      y: { field: 'gflops', type: 'quantitative', title: 'GFLOP/s' },
+      color: { field: 'variant', type: 'nominal' },
+    },
+    width: { step: 60 },
+    height: 220,
+  };
+  const holder = el('div', undefined, { id: 'gflops-plot' });
+  byId('plot').replaceChildren(holder);
+  await new vega.View(vega.parse(vl.compile(spec as never).spec), { renderer: 'svg', container: holder, hover: true }).runAsync();
+}
+
 /** One conv pass's cell: GFLOP/s with its checked error, or 'wrong'. */
 function passCell(p: PassResult): HTMLTableCellElement {
   const td = el('td');
@@ -150,6 +178,7 @@ async function run(rt: Runtime): Promise<void> {
     });
     byId('choice').textContent = `The engine would use ${report.tuned.choice} here (timed at ${tuneSize}³: ${Object.entries(report.tuned.ms).map(([v, ms]) => `${v} ${ms!.toFixed(1)} ms`).join(', ') || 'forced'}).`;
     offerDownload('download', 'matmul', report);
+    await plotGflops(report);
     if (byId<HTMLInputElement>('conv').checked) page.conv = await runConv();
     page.report = report;
     page.state = 'done';

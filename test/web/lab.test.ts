@@ -45,6 +45,9 @@ testUnless(test, browserSkipReason, 'auto sweep: every timed matmul variant and 
   assert.is(await page.locator('#results-table td[data-check="correct"]').count(), 2 * 3);
   assert.is(await page.locator('#results-table td[data-check="wrong"]').count(), 0);
   assert.match((await page.locator('#download').getAttribute('download')) ?? '', /^matmul-browser-.*\.json$/);
+  // The plot: one bar per checked and timed (shape, variant), drawn as SVG.
+  assert.is(await page.locator('#gflops-plot svg').count(), 1);
+  assert.is(await page.locator('#gflops-plot svg .mark-rect path').count(), 2 * 3, 'one bar per shape and variant');
   // Conv: the quick ResNet32 layers, both kernels, all three passes checked and timed.
   const conv = state.conv!;
   assert.is(conv.suite, 'conv');
