@@ -31,8 +31,32 @@ async function runFolders(): Promise<string[]> {
   return found;
 }
 
-/** Draws one vega-lite spec into a new figure (SVG renderer, vega's tooltips). */
-async function draw(name: string, spec: Record<string, unknown>): Promise<HTMLElement> {
+type View = { mark?: unknown; encoding?: Record<string, { field?: string } & Record<string, unknown>>; params?: unknown[] };
+
+/**
+ * The report's static spec made interactive for the page (the CLI's SVGs stay as they are): every
+ * mark gets a tooltip (hover a point to read t, loss, accuracy), and where colour tells paths
+ * apart, clicking a legend entry shows that path alone (shift-click adds more; click the
+ * background to show all again). One selection, declared in the first such view, drives all of
+ * them, so both panels of the paths plot follow the same legend.
+ */
+export function interactive(spec: Record<string, unknown>): Record<string, unknown> {
+  const copy = JSON.parse(JSON.stringify(spec)) as Record<string, unknown> & View & { hconcat?: View[]; vconcat?: View[] };
+  const views: View[] = copy.hconcat ?? copy.vconcat ?? [copy];
+  let declared = false;
+  for (const v of views) {
+    if (v.mark !== undefined) v.mark = typeof v.mark === 'string' ? { type: v.mark, tooltip: true } : { ...(v.mark as object), tooltip: true };
+    if (v.encoding?.color?.field !== 'path') continue;
+    if (!declared) v.params = [...(v.params ?? []), { name: 'shown', select: { type: 'point', fields: ['path'] }, bind: 'legend' }];
+    declared = true;
+    v.encoding.opacity = { condition: { param: 'shown', value: 1 }, value: 0.12 };
+  }
+  return copy;
+}
+
+/** Draws one vega-lite spec into a new figure (SVG renderer, vega's tooltips, legend toggles). */
+async function draw(name: string, staticSpec: Record<string, unknown>): Promise<HTMLElement> {
+  const spec = interactive(staticSpec);
   const figure = el('figure', undefined, { 'data-plot': name });
   const holder = el('div');
   figure.append(holder, el('figcaption', name));

@@ -80,6 +80,16 @@ testUnless(test, browserSkipReason, 'a run folder: its tables and every plot as 
     assert.ok((await svg.locator('path').count()) > 0, `${name} has marks`);
   }
   assert.match(await page.locator('figure[data-plot="paths"] svg').innerHTML(), /line A-P\(B\)/);
+  // Interactive: a legend click shows one path alone (the others fade), in both panels.
+  const paths = page.locator('figure[data-plot="paths"] svg');
+  const faded = () => paths.locator('[opacity="0.12"]').count();
+  assert.is(await faded(), 0, 'every path shown at first');
+  await paths.locator('.role-legend-entry .role-legend-symbol path').first().click();
+  await page.waitForFunction(() => document.querySelectorAll('figure[data-plot="paths"] svg [opacity="0.12"]').length > 0, null, { timeout: 10_000 });
+  assert.ok((await faded()) > 0, 'the other paths fade');
+  // Hovering a point shows its values (vega's default tooltip: the container's title attribute).
+  await paths.locator('.mark-symbol path').first().hover({ force: true });
+  await page.waitForFunction(() => /t: /.test(document.querySelector('figure[data-plot="paths"] > div')?.getAttribute('title') ?? ''), null, { timeout: 10_000 });
   const report = await page.locator('#report').innerText();
   assert.match(report, /Main table/);
   assert.match(report, /A-B/);
