@@ -5,7 +5,7 @@
 // the built pages (node scripts/build.mjs -> dist/web/) served by `node dist/cli.js serve`.
 // Each page is opened with the small parameters its test uses and shot (full page) once it says
 // it is done: index, lab (?auto=1 sweep), report (a run folder: --runs DIR, else a small
-// results.json fixture written here, the shape test/web/report.test.ts writes), live (?auto=1).
+// results.json fixture of test/report/fixture.ts, bundled here), live (?auto=1).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,58 +40,16 @@ const { chromium } = await import('playwright-core');
 
 let fixtureDir; // removed at the end
 
-/** A folder of run folders with one small run, "quick" (as test/web/report.test.ts writes it). */
+/** A folder of run folders with one small run, "quick": test/report/fixture.ts, as the report viewer's test writes it. */
 async function fixtureRuns() {
   const { build } = await import('esbuild');
-  const bundled = await build({ entryPoints: ['src/reproduce/presets.ts'], bundle: true, format: 'esm', platform: 'node', write: false, logLevel: 'warning' });
+  const bundled = await build({ entryPoints: ['test/report/fixture.ts'], bundle: true, format: 'esm', platform: 'node', write: false, logLevel: 'warning' });
   const dir0 = (fixtureDir = mkdtempSync(join(tmpdir(), 'neuralign-shots-')));
-  const presetsFile = join(dir0, 'presets.mjs');
-  writeFileSync(presetsFile, bundled.outputFiles[0].text);
-  const { PRESETS } = await import(pathToFileURL(presetsFile).href);
-  const meanStd = (v) => {
-    const mean = v.reduce((a, b) => a + b, 0) / v.length;
-    return { mean, std: v.length > 1 ? Math.sqrt(v.reduce((a, x) => a + (x - mean) ** 2, 0) / (v.length - 1)) : null, values: v };
-  };
-  const pathOf = (pair, accs) => ({
-    pair,
-    points: accs.map((a, i) => ({ t: i / (accs.length - 1), accuracy: a, loss: 1 - a })),
-    endpoints: [accs[0], accs[accs.length - 1]],
-    avgAccuracy: accs.reduce((s, a) => s + a, 0) / accs.length,
-    minAccuracy: Math.min(...accs),
-    minAt: 0.5,
-    barriers: { entezari: 0.5, gitRebasin: 0.6, repairMidpointLoss: 0.4, repairMidpointAccuracyDrop: 0.1 },
-  });
-  const variant = (name, pairs) => {
-    const m = (f) => meanStd(pairs.map(f));
-    return { variant: name, pairs, endpoints: m((p) => (p.endpoints[0] + p.endpoints[1]) / 2), avg: m((p) => p.avgAccuracy), min: m((p) => p.minAccuracy) };
-  };
+  const fixtureFile = join(dir0, 'fixture.mjs');
+  writeFileSync(fixtureFile, bundled.outputFiles[0].text);
+  const { writeViewerRuns } = await import(pathToFileURL(fixtureFile).href);
   const runs = join(dir0, 'runs');
-  const dir = join(runs, 'quick');
-  mkdirSync(join(dir, 'planes'), { recursive: true });
-  const unaligned = [pathOf(1, [0.9, 0.8, 0.9]), pathOf(2, [0.92, 0.78, 0.9])];
-  const aligned = [pathOf(1, [0.9, 0.88, 0.9]), pathOf(2, [0.92, 0.87, 0.9])];
-  const preset = PRESETS['cifar10-tinyten'];
-  writeFileSync(join(dir, 'results.json'), JSON.stringify({
-    preset,
-    pairs: 2,
-    versions: { neuralign: '0.1.0' },
-    batchNorm: 'BN re-estimated at every t',
-    curves: [variant('unaligned', unaligned), variant('aligned', aligned)],
-    lines: [variant('A-B', unaligned), variant('A-P(B)', aligned)],
-    alignment: [{ layer: 'layers.0', units: 16, before: 0.1, after: 0.7 }],
-    planes: [{ variant: 'aligned', file: join(dir, 'planes', 'pair1-aligned.json') }],
-    stages: [{ name: 'train-s1', seconds: 30 }],
-    paper: preset.paper,
-    robust: null,
-    effect: { alignedMinusUnalignedMin: meanStd([8, 9]), lineAlignedMinusUnalignedMin: meanStd([8, 9]) },
-  }));
-  writeFileSync(join(dir, 'planes', 'pair1-aligned.json'), JSON.stringify({
-    grid: { xs: [0, 1, 2], ys: [0, 1] },
-    loss: [[1, 2, 3], [4, 5, 6]],
-    curveProjection: { t: [0, 0.5, 1], x: [0, 1, 2], y: [0, 0.5, 0] },
-    lineProjection: { t: [0, 1], x: [0, 2], y: [0, 0] },
-    controlPoints: [{ label: 'A', x: 0, y: 0 }, { label: 'B', x: 2, y: 0 }],
-  }));
+  writeViewerRuns(runs);
   return runs;
 }
 

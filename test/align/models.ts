@@ -137,3 +137,20 @@ export function duplicatedUnits(g: PermutationGroup, matrices: Map<string, Float
   }
   return out;
 }
+
+/** For an n x n matrix p (row-major): the largest |row or column sum - 1|, and the smallest entry. */
+export function sumsAndMin(p: ArrayLike<number>, n: number): { sumError: number; min: number } {
+  let sumError = 0;
+  let min = Infinity;
+  for (let i = 0; i < n; i++) {
+    let r = 0;
+    let c = 0;
+    for (let j = 0; j < n; j++) {
+      r += p[i * n + j]!;
+      c += p[j * n + i]!;
+      min = Math.min(min, p[i * n + j]!);
+    }
+    sumError = Math.max(sumError, Math.abs(r - 1), Math.abs(c - 1));
+  }
+  return { sumError, min };
+}

@@ -22,7 +22,7 @@ import { checkPermutation, disposeStateDict, permuteStateDict, randomPermutation
 import { permutationSpec } from '../../src/align/specs.js';
 import { copyInto, type StateDict } from '../../src/nn/module.js';
 import { TEST_SEED, assertClose, rng, setupEngine } from '../helpers.js';
-import { randomizeWeights, relativeMaxDiff, smallModel } from './models.js';
+import { randomizeWeights, relativeMaxDiff, smallModel, sumsAndMin } from './models.js';
 
 const test = suite('align pam');
 test.before(setupEngine);
@@ -41,22 +41,6 @@ function mixture(perms: Int32Array[], weights: number[], n: number): Float64Arra
   const d = new Float64Array(n * n);
   perms.forEach((p, k) => p.forEach((j, i) => (d[i * n + j] += weights[k]!)));
   return d;
-}
-
-function sumsAndMin(p: ArrayLike<number>, n: number): { sumError: number; min: number } {
-  let sumError = 0;
-  let min = Infinity;
-  for (let i = 0; i < n; i++) {
-    let r = 0;
-    let c = 0;
-    for (let j = 0; j < n; j++) {
-      r += p[i * n + j]!;
-      c += p[j * n + i]!;
-      min = Math.min(min, p[i * n + j]!);
-    }
-    sumError = Math.max(sumError, Math.abs(r - 1), Math.abs(c - 1));
-  }
-  return { sumError, min };
 }
 
 async function corrected(m: ArrayLike<number>, n: number): Promise<Float32Array> {

@@ -3,33 +3,11 @@
 // difference, and every plot is valid SVG carrying the expected series.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { collectResults, correlationSpec, effectSentences, meanStd, pathRows, pathsSpec, planeSpec, renderMarkdown, renderSvg, type Results, type PathSummary } from '../../src/report/index.js';
+import { collectResults, correlationSpec, effectSentences, meanStd, pathRows, pathsSpec, planeSpec, renderMarkdown, renderSvg, type Results } from '../../src/report/index.js';
+import { pathOf, variant } from './fixture.js';
 import { PRESETS } from '../../src/reproduce/presets.js';
 
 const test = suite('report');
-
-function pathOf(pair: number, accs: number[]): PathSummary {
-  const ts = accs.map((_, i) => i / (accs.length - 1));
-  return {
-    pair,
-    points: accs.map((a, i) => ({ t: ts[i]!, accuracy: a, loss: 1 - a })),
-    endpoints: [accs[0]!, accs[accs.length - 1]!],
-    avgAccuracy: accs.reduce((s, a) => s + a, 0) / accs.length,
-    minAccuracy: Math.min(...accs),
-    minAt: 0.5,
-    barriers: { entezari: 0.5, gitRebasin: 0.6, repairMidpointLoss: 0.4, repairMidpointAccuracyDrop: 0.1 },
-  };
-}
-
-function variant(name: string, pairs: PathSummary[]) {
-  return {
-    variant: name,
-    pairs,
-    endpoints: meanStd(pairs.map((p) => (p.endpoints[0] + p.endpoints[1]) / 2)),
-    avg: meanStd(pairs.map((p) => p.avgAccuracy)),
-    min: meanStd(pairs.map((p) => p.minAccuracy)),
-  };
-}
 
 const unaligned = [pathOf(1, [0.9, 0.8, 0.9]), pathOf(2, [0.92, 0.78, 0.9]), pathOf(3, [0.9, 0.83, 0.88])];
 const aligned = [pathOf(1, [0.9, 0.88, 0.9]), pathOf(2, [0.92, 0.87, 0.9]), pathOf(3, [0.9, 0.89, 0.88])];
