@@ -3,24 +3,30 @@
 
   torch_baseline.py matmul     --out T.json [--matmul-json ours.json] [--quick]
   torch_baseline.py conv       --out T.json [--quick] [--batch N]
-  torch_baseline.py train-step --out T.json [--quick] [--reps N]
+  torch_baseline.py train-step --out T.json [--quick] [--reps N] [--batch N] [--models a,b]
   torch_baseline.py all        --out T.json [--matmul-json ours.json] [--quick]
   torch_baseline.py compare    --dir DIR      (DIR/{matmul,conv,train-step,torch}.json -> a table)
 
 Each section merges its results into --out (so the sections can run as separate, time-limited
 steps). fp32 with TF32 off. On a CUDA device each measurement is the median over a few runs after
 warm-up, timed with CUDA events; without one (a check on a CPU machine) with time.perf_counter.
-cuDNN autotuning (cudnn.benchmark) is on, as a tuned PyTorch training run would have it.
+cuDNN autotuning (cudnn.benchmark) is on, as a tuned PyTorch training run would have it. On CPU
+PyTorch uses one thread per core (torch.set_num_threads(os.cpu_count()); Debian's build starts
+with one).
 
 matmul: the shapes of our matmul JSON (rows[].shape: M, N, K, batch, transA, transB), or, without
 one, the same list as bench/matmul.ts. conv: the layer list of bench/conv.ts, forward (with bias),
 input gradient and weight gradient. train-step: TinyTen, ResNet32, GoogLeNet (aux heads weighted
 0.3), VGG16-BN as src/nn/models/*.ts builds them; one step = forward, cross-entropy, backward,
-SGD(lr 0.01, momentum 0.9, nesterov, weight decay 5e-4).
+SGD(lr 0.01, momentum 0.9, nesterov, weight decay 5e-4); --models picks some (our names). Memory:
+torch.cuda.max_memory_allocated on CUDA (peak_mib), and everywhere the growth of the process's peak
+RSS over the RSS before the first step (peak_rss_growth_mib; None for a model whose steps did not
+raise the process's peak, set by an earlier model: run one model per process to have each).
 """
 import argparse
 import json
 import os
+import resource
 import signal
 import statistics
 import sys
@@ -36,10 +42,12 @@ torch.backends.cudnn.benchmark = True
 
 CUDA = torch.cuda.is_available()
 DEVICE = torch.device("cuda" if CUDA else "cpu")
+if not CUDA:
+    torch.set_num_threads(os.cpu_count() or 1)  # Debian's PyTorch starts with one thread
 
 
 def source():
-    name = torch.cuda.get_device_name() if CUDA else "CPU"
+    name = torch.cuda.get_device_name() if CUDA else f"CPU, {torch.get_num_threads()} threads"
     return f"torch {torch.__version__}, {name}, fp32, TF32 off"
 
 
@@ -301,12 +309,33 @@ def loss_of(model, x, y):
     return F.cross_entropy(out, y)
 
 
+def rss_mib():
+    """The process's resident set now (/proc/self/statm), MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mib():
+    """The process's peak resident set so far (ru_maxrss is KiB on Linux), MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def model_list(text):
+    """--models a,b: names of MODELS, in the order given."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown model '{(unknown or [text])[0]}' ({', '.join(MODELS)})")
+    return names
+
+
 def bench_train_step(args, res):
     batch = args.batch or (4 if args.quick else 128)
     reps = args.reps or (2 if args.quick else 10)
     rows = res["rows"] = []
     res.update(batch=batch, reps=reps)
-    for name, (build, ours) in MODELS.items():
+    for name in args.models or MODELS:
+        build, ours = MODELS[name]
         torch.manual_seed(1)
         model = build().to(DEVICE).train()
         params = sum(p.numel() for p in model.parameters())
@@ -321,16 +350,21 @@ def bench_train_step(args, res):
             opt.step()
             opt.zero_grad(set_to_none=False)  # keeps gradient buffers, as our pool keeps them
 
+        rss_before, peak_before = rss_mib(), peak_rss_mib()
         step()  # creates momentum and gradient buffers, autotunes cuDNN
         if CUDA:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         ms = time_ms(step, warmup=1, reps=reps)
         peak = torch.cuda.max_memory_allocated() / 2**20 if CUDA else None
+        # ru_maxrss only rises: the growth is this model's when its steps raised it.
+        peak_after = peak_rss_mib()
+        rss_growth = peak_after - rss_before if peak_after > peak_before else None
         rows.append({"model": name, "batch": batch, "params": params, "ms_per_step": ms, "images_per_s": batch * 1000 / ms,
-                     "peak_mib": peak})
+                     "peak_mib": peak, "peak_rss_growth_mib": rss_growth})
         print(f"train   {name:10s} {params:>11,} params {ms:9.1f} ms/step {batch * 1000 / ms:9.1f} images/s"
-              + (f" {peak:8.0f} MiB peak" if peak is not None else ""))
+              + (f" {peak:8.0f} MiB peak" if peak is not None else "")
+              + (f" {rss_growth:8.0f} MiB peak RSS growth" if rss_growth is not None else ""))
         del model, opt, x, y
         if CUDA:
             torch.cuda.empty_cache()
@@ -378,17 +412,23 @@ def compare(args):
         lines.append("conv: our JSON missing")
     ts, tt = load(os.path.join(d, "train-step.json")), {r["model"]: r for r in torch_r.get("train-step", {}).get("rows", [])}
     if ts:
-        lines += ["", "training step (images/s, peak MiB: our pool's high-water mark / torch.cuda.max_memory_allocated)",
+        lines += ["", "training step (images/s, peak MiB: our pool's high-water mark / torch.cuda.max_memory_allocated,"
+                  " on CPU the peak RSS growth)",
                   f'{"model":10s} {"batch":>5s} {"ours":>9s} {"torch":>9s} {"ratio":>6s} {"ours MiB":>9s} {"torch MiB":>9s}']
         for r in ts["rows"]:
             t = tt.get(r["model"], {})
             lines.append(f'{r["model"]:10s} {r["batch"]:5d} {fmt(r["images_per_s"])} {fmt(t.get("images_per_s"))} '
-                         f'{ratio(r["images_per_s"], t.get("images_per_s"))} {fmt(r["peak_pool_mib"])} {fmt(t.get("peak_mib"))}'
+                         f'{ratio(r["images_per_s"], t.get("images_per_s"))} {fmt(r["peak_pool_mib"])} {fmt(torch_mib(t))}'
                          + ("" if t.get("batch") in (None, r["batch"]) else f'  (torch batch {t["batch"]})')
                          + ("" if r.get("width", 1) == 1 else f'  (ours at width {r["width"]}: not comparable)'))
     else:
         lines.append("train-step: our JSON missing")
     print("\n".join(lines))
+
+
+def torch_mib(row):
+    """A torch train-step row's peak memory: CUDA's allocator peak, else the peak RSS growth."""
+    return row.get("peak_mib") if row.get("peak_mib") is not None else row.get("peak_rss_growth_mib")
 
 
 def fmt(v):
@@ -413,6 +453,7 @@ def main():
     p.add_argument("--quick", action="store_true", help="tiny settings (batch 4, a few shapes): a check on CPU")
     p.add_argument("--batch", type=int, help="conv and train-step batch (default 128; 4 with --quick)")
     p.add_argument("--reps", type=int, help="train-step: timed steps (median reported)")
+    p.add_argument("--models", type=model_list, help=f"train-step: models, comma-separated ({', '.join(MODELS)}; default all)")
     args = p.parse_args()
     if args.command == "compare":
         return compare(args)
