@@ -6,15 +6,15 @@
 //   permutation with signal 0.4 on top of Gaussian noise of sigma 0.15, clipped to [-1, 1].
 // Median (and minimum) wall-clock ms of a few runs after warm-up, ours and scipy alternating run
 // by run (scipy in a long-lived child process) so both see the same load; CPU only, no GPU.
-// scipy runs under Debian's /usr/bin/python3 (apt-get install python3-scipy); without it the
+// scipy runs under Debian's /usr/bin/python3 (apt-get install python3-scipy; bench/python.ts); without it the
 // suite times ours alone and says so. Findings and numbers: bench/README-assignment.md.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { solveAssignment } from '../src/align/assignment.js';
+import { benchScript, pythonPath } from './python.js';
 
 export interface AssignmentBenchOptions {
   quick: boolean;
@@ -24,7 +24,7 @@ export interface AssignmentBenchOptions {
   sizes?: number[];
   /** Timed runs per matrix (default by size). */
   reps?: number;
-  /** Python with scipy (default /usr/bin/python3, or $NEURALIGN_PYTHON). */
+  /** Python with scipy (default pythonPath(): $NEURALIGN_PYTHON, else /usr/bin/python3). */
   python?: string;
 }
 
@@ -94,15 +94,6 @@ function defaultReps(n: number): number {
   return 3;
 }
 
-function scipyScript(): string | undefined {
-  // From the repository root (the CLI's working directory), else beside the bundle's folder.
-  const candidates = [
-    resolve('bench/assignment_scipy.py'),
-    fileURLToPath(new URL('../bench/assignment_scipy.py', import.meta.url)),
-  ];
-  return candidates.find((p) => existsSync(p));
-}
-
 interface ScipyResult {
   ms: number[];
   total: number;
@@ -139,7 +130,7 @@ class Scipy {
 
   /** Starts python; undefined (with the reason printed) when scipy cannot run. */
   static async start(python: string): Promise<{ scipy: Scipy; version: string } | undefined> {
-    const script = scipyScript();
+    const script = benchScript('assignment_scipy.py');
     if (!script) {
       console.log('note: bench/assignment_scipy.py not found; timing ours only');
       return undefined;
@@ -216,7 +207,7 @@ function formatRow(r: Row): string {
 
 export async function benchAssignment(opts: AssignmentBenchOptions): Promise<unknown> {
   const sizes = opts.sizes ?? (opts.quick ? [64, 256, 512, 1024] : [64, 256, 512, 1024, 4096]);
-  const python = opts.python ?? process.env.NEURALIGN_PYTHON ?? '/usr/bin/python3';
+  const python = opts.python ?? pythonPath();
   const dir = mkdtempSync(join(tmpdir(), 'neuralign-lap-'));
   const started = await Scipy.start(python);
   try {
