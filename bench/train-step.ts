@@ -9,6 +9,9 @@
 // run on it, the L2 term, backward to the bend, SGD on the bend), the two alternating rep by rep
 // so that a change in the machine's load hits both; the overhead is curve / endpoint - 1 (the
 // curve issue's target: under 25%).
+//
+// With `torch` (`bench train-step --torch`) PyTorch's step on the same models, batch and reps runs
+// after ours (bench/torch-train-step.ts) and one table puts the two side by side.
 import { writeFileSync } from 'node:fs';
 import { backward, init, keep, randn, runtime, tensor, tidy, tuneMatmul, type Tensor } from '../src/engine/index.js';
 import type { Module } from '../src/nn/module.js';
@@ -18,15 +21,23 @@ import { lossAndLogits } from '../src/nn/train.js';
 import { median } from '../src/engine/tune.js';
 import { Curve } from '../src/align/curve.js';
 import { curveObjective } from '../src/align/curve-run.js';
+import { checkTorch, comparisonTable, joinTorch, runTorchTrainStep, type OurStep, type TorchRun } from './torch-train-step.js';
 
 export interface TrainStepOptions {
   quick: boolean;
   json?: string;
   reps?: number;
   models?: ModelName[];
+  /** Images per step (default 128; quick: 16). */
+  batch?: number;
   /** Also time a curve training step (quadratic Bezier) beside each endpoint step. */
   curve?: boolean;
+  /** Then PyTorch's step under this Python (checked before ours starts; bench/torch-train-step.ts). */
+  torch?: string;
 }
+
+/** One model's row of the report. */
+type Row = OurStep & Record<string, unknown>;
 
 /** One model's training step on a fixed random batch, as this benchmark and `neuralign profile` run it. */
 export interface TrainStep {
@@ -66,15 +77,16 @@ export function trainStep(name: ModelName, batch: number, width = 1): TrainStep 
 }
 
 export async function benchTrainStep(opts: TrainStepOptions): Promise<unknown> {
+  if (opts.torch) checkTorch(opts.torch); // before anything is measured
   await init();
   const rt = runtime();
   const matmul = await tuneMatmul();
-  const batch = opts.quick ? 16 : 128;
+  const batch = opts.batch ?? (opts.quick ? 16 : 128);
   const reps = opts.reps ?? (opts.quick ? 2 : 5);
   const models = opts.models ?? MODEL_NAMES.filter((m) => m !== 'mlp');
   console.log(`training step on ${rt.info.description} (${rt.info.backend}); matmul kernel ${matmul.choice}; batch ${batch}, median of ${reps}`);
   console.log(`${'model'.padEnd(10)} ${'width'.padStart(5)} ${'params'.padStart(10)} ${'ms/step'.padStart(9)} ${'images/s'.padStart(9)} ${'peak MiB'.padStart(9)}`);
-  const rows = [];
+  const rows: Row[] = [];
   for (const name of models) {
     const width = opts.quick && (name === 'vgg16' || name === 'googlenet') ? 0.25 : 1;
     const { model, x, y, step, dispose } = trainStep(name, batch, width);
@@ -108,7 +120,7 @@ export async function benchTrainStep(opts: TrainStepOptions): Promise<unknown> {
     }
     const ms = median(times);
     const peak = rt.pool.getStats().peakAllocated / 2 ** 20;
-    const row: Record<string, number | string> = { model: name, width, batch, params: model.parameterCount(), ms_per_step: ms, images_per_s: (batch * 1000) / ms, peak_pool_mib: peak };
+    const row: Row = { model: name, width, batch, params: model.parameterCount(), ms_per_step: ms, images_per_s: (batch * 1000) / ms, peak_pool_mib: peak };
     if (curve) {
       row.curve_ms_per_step = median(curveTimes);
       row.curve_overhead = median(curveTimes) / ms - 1;
@@ -124,7 +136,27 @@ export async function benchTrainStep(opts: TrainStepOptions): Promise<unknown> {
     dispose();
     rt.pool.trim();
   }
-  const report = { suite: opts.curve ? 'curve-step' : 'train-step', device: rt.info, matmul: matmul.choice, quick: opts.quick, rows };
-  if (opts.json) writeFileSync(opts.json, JSON.stringify(report, null, 2));
+  const report: Record<string, unknown> = { suite: opts.curve ? 'curve-step' : 'train-step', device: rt.info, matmul: matmul.choice, quick: opts.quick, rows };
+  const write = () => opts.json && writeFileSync(opts.json, JSON.stringify(report, null, 2));
+  if (opts.torch) {
+    console.log(`\nPyTorch (${opts.torch}, bench/torch_baseline.py) on the same models, batch ${batch}, median of ${reps}:`);
+    let run: TorchRun;
+    try {
+      run = await runTorchTrainStep(opts.torch, models, batch, reps);
+    } catch (e) {
+      report.torch = { python: opts.torch, error: (e as Error).message };
+      write(); // ours is measured; keep it
+      throw e;
+    }
+    const compared = joinTorch(rows, run.rows);
+    for (const row of rows) {
+      const c = compared.find((r) => r.model === row.model);
+      row.torch = c?.torch ?? null;
+      row.ratio = c?.ratio ?? null;
+    }
+    report.torch = { source: run.source, python: run.python, batch, reps };
+    console.log(`\n${comparisonTable(compared, run.source).join('\n')}`);
+  }
+  write();
   return report;
 }

@@ -7,10 +7,12 @@ import { benchAssignment } from '../../bench/assignment.js';
 import { CONV_KERNELS, benchConv } from '../../bench/conv.js';
 import { CASES as ELEMENTWISE_CASES, benchElementwise } from '../../bench/elementwise.js';
 import { benchMatmul } from '../../bench/matmul.js';
+import { pythonPath } from '../../bench/python.js';
+import { TORCH_MODELS } from '../../bench/torch-train-step.js';
 import { benchTrainStep } from '../../bench/train-step.js';
 import { MATMUL_VARIANTS, parseGridPolicy, type ConvKernel, type GridPolicy, type MatmulVariant } from '../engine/index.js';
 import { MODEL_NAMES, type ModelName } from '../nn/models/index.js';
-import { UsageError, type FlagSpec, type Flags as ParsedFlags } from './args.js';
+import { UsageError, positiveInteger, type FlagSpec, type Flags as ParsedFlags } from './args.js';
 import { defineCommand } from './command.js';
 import { claimOutputs } from './output.js';
 import { checkWritableFolder } from '../nn/writable.js';
@@ -18,7 +20,10 @@ import { checkWritableFolder } from '../nn/writable.js';
 const spec = {
   quick: { type: 'boolean', help: 'fewer sizes and repetitions (for CPU adapters)' },
   json: { type: 'string', help: 'write results to this JSON file (default bench/results/<suite>-<backend>-<time>.json)' },
-  variants: { type: 'string', help: `kernel variants to time, comma-separated (matmul: ${MATMUL_VARIANTS.join(', ')}; conv: ${CONV_KERNELS.join(', ')}; elementwise: case names; train-step, curve-step: models)` },
+  variants: { type: 'string', help: `kernel variants to time, comma-separated (matmul: ${MATMUL_VARIANTS.join(', ')}; conv: ${CONV_KERNELS.join(', ')}; elementwise: case names; train-step, curve-step: models, which --models is the name for there)` },
+  models: { type: 'string', help: `train-step, curve-step: the models, comma-separated (${MODEL_NAMES.join(', ')}; default: train-step all but mlp, curve-step all)` },
+  batch: { type: 'number', help: 'train-step, curve-step: images per step (default 128; 16 with --quick)' },
+  torch: { type: 'boolean', help: `train-step: then PyTorch's step on the same models, batch and reps (bench/torch_baseline.py under $NEURALIGN_PYTHON, else /usr/bin/python3, else python3) and one table of both` },
   reps: { type: 'number', help: 'timed runs per measurement (median reported)' },
   sizes: { type: 'string', help: 'sizes, comma-separated (matmul: square sizes only, no model shapes; assignment: n; elementwise: elements, multiples of 2048)' },
   grids: { type: 'string', help: 'elementwise: grid policies to compare side by side, comma-separated G:K (at most G workgroups, 0 = no cap; at least K elements per invocation; 0:1 = one element per invocation)' },
@@ -37,11 +42,22 @@ function list(flags: Flags): string[] | undefined {
   return flags.variants?.split(',').map((v) => v.trim()).filter(Boolean);
 }
 
-/** train-step and curve-step: --variants names the models. */
+/** train-step and curve-step: --models (or, as before it, --variants) names the models. */
 function models(flags: Flags): ModelName[] | undefined {
-  const names = list(flags);
+  if (flags.models !== undefined && flags.variants !== undefined) throw new UsageError('--models and --variants name the same thing (the models); give one');
+  const names = flags.models?.split(',').map((v) => v.trim()).filter(Boolean) ?? list(flags);
   for (const n of names ?? []) if (!(MODEL_NAMES as readonly string[]).includes(n)) throw new UsageError(`unknown model '${n}' (${MODEL_NAMES.join(', ')})`);
   return names as ModelName[] | undefined;
+}
+
+/** train-step's options from the flags; with --torch, only the models PyTorch's baseline has. */
+function trainStepOptions(flags: Flags, json: string) {
+  const names = models(flags);
+  if (flags.torch) {
+    const missing = (names ?? []).find((n) => !(TORCH_MODELS as readonly string[]).includes(n));
+    if (missing) throw new UsageError(`--torch: bench/torch_baseline.py has no model '${missing}' (${TORCH_MODELS.join(', ')})`);
+  }
+  return { quick: flags.quick, json, reps: positiveInteger(flags.reps, 'reps'), batch: positiveInteger(flags.batch, 'batch'), models: names, torch: flags.torch ? pythonPath() : undefined };
 }
 
 function sizes(flags: Flags): number[] | undefined {
@@ -96,12 +112,15 @@ const suites: Record<string, Suite> = {
     },
   },
   'train-step': {
-    what: 'a full training step of each model at batch 128: images/s and peak pool memory (bench/train-step.ts)',
-    run: (flags, json) => benchTrainStep({ quick: flags.quick, json, reps: flags.reps, models: models(flags) }),
+    what: 'a full training step of each model at batch 128: images/s and peak pool memory; --torch: beside PyTorch\'s (bench/train-step.ts)',
+    run: (flags, json) => benchTrainStep(trainStepOptions(flags, json)),
   },
   'curve-step': {
     what: 'a curve training step (quadratic Bezier, w(t) on the GPU) beside the endpoint step of each model: the overhead (bench/train-step.ts)',
-    run: (flags, json) => benchTrainStep({ quick: flags.quick, json, reps: flags.reps, curve: true, models: models(flags) ?? [...MODEL_NAMES] }),
+    run: (flags, json) => {
+      const opts = trainStepOptions(flags, json);
+      return benchTrainStep({ ...opts, curve: true, models: opts.models ?? [...MODEL_NAMES] });
+    },
   },
   assignment: {
     what: 'linear assignment solver against scipy (bench/assignment.ts)',
@@ -119,7 +138,8 @@ async function run(flags: Flags, positionals: string[]): Promise<number> {
   const backend = process.env.NEURALIGN_BACKEND?.trim() || 'default';
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   if (name === 'all') {
-    if (flags.variants || flags.sizes || flags.grids) throw new UsageError('bench all runs every suite with its defaults: --variants, --sizes and --grids are for one suite');
+    if (flags.variants || flags.models || flags.sizes || flags.grids || flags.batch !== undefined) throw new UsageError('bench all runs every suite with its defaults: --variants, --models, --batch, --sizes and --grids are for one suite');
+    if (flags.torch) throw new UsageError(`--torch is for train-step; for bench all, PyTorch beside it is bench/torch_baseline.py all and compare (printed at the end)`);
     const dir = flags.dir ?? join('bench', 'results', `all-${backend}-${stamp}`);
     checkWritableFolder(dir, flags.dir ? '--dir' : undefined); // creates it; before the work
     await benchAll(dir, Object.fromEntries(ALL.map((s) => [s, (json: string) => suites[s]!.run(flags, json)])));
@@ -128,6 +148,8 @@ async function run(flags: Flags, positionals: string[]): Promise<number> {
   if (flags.dir) throw new UsageError('--dir is for bench all (one suite takes --json)');
   const suite = suites[name];
   if (!suite) throw new UsageError(`unknown suite '${name}'`);
+  if (flags.torch && name !== 'train-step') throw new UsageError('--torch is for train-step');
+  if ((flags.models !== undefined || flags.batch !== undefined) && name !== 'train-step' && name !== 'curve-step') throw new UsageError('--models and --batch are for train-step and curve-step');
   const json = flags.json ?? join('bench', 'results', `${name}-${backend}-${stamp}.json`);
   if (!flags.json) mkdirSync(dirname(json), { recursive: true });
   claimOutputs({ '--json': json }); // can be written, checked before the work
