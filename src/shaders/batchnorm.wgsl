@@ -6,10 +6,16 @@
 // WebGPU binds every declared buffer, the op binds x in place of an absent one.
 //
 // Layout: x and y contiguous [N, C, S] (S = product of the spatial axes, 1 for [N, C]), so the
-// channel of element i is (i / S) % C; per-channel vectors are [C]. Tiling: 256 invocations per
-// workgroup in a grid-stride loop over the elements (lib/grid.wgsl: an invocation takes i, i + S,
-// i + 2S, ... for S the grid's invocations), so the host bounds the grid (gridStride,
-// src/engine/runtime.ts).
+// channel of element i is (i / S) % C; per-channel vectors are [C]. Two entry points, the same
+// arithmetic (so the same bits):
+//   bn_forward         256 invocations per workgroup in a grid-stride loop over the elements
+//                      (lib/grid.wgsl: an invocation takes i, i + S, i + 2S, ... for S the grid's
+//                      invocations; the host bounds the grid with gridStride, runtime.ts). For
+//                      small planes (S < PLANE_MIN in batchnorm.ts), BatchNorm1d above all.
+//   bn_forward_planes  one workgroup of 64 per plane (n, c), folded into 2-D (grid1d): the channel
+//                      is the workgroup's, so its statistics are read once, as uniform loads, and
+//                      no element pays the two integer divisions and four gathered loads of
+//                      bn_forward (scalarized per lane on llvmpipe).
 
 struct Params {
   n: u32,         // N * C * S
@@ -29,17 +35,37 @@ override EVAL: bool = false;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;
 
+/** Channel c's (scale, shift): y = (x - mean) * scale + shift, scale = invstd * weight, shift = bias. */
+fn affine_of(c: u32) -> vec2<f32> {
+  var invstd = stat[c];
+  if (EVAL) { invstd = 1.0 / sqrt(invstd + params.eps); }
+  var scale = invstd;
+  if ((params.flags & 1u) != 0u) { scale *= weight[c]; }
+  var shift = 0.0;
+  if ((params.flags & 2u) != 0u) { shift = bias[c]; }
+  return vec2(scale, shift);
+}
+
 @compute @workgroup_size(256)
 fn bn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
   for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
     let c = (i / params.spatial) % params.channels;
-    var invstd = stat[c];
-    if (EVAL) { invstd = 1.0 / sqrt(invstd + params.eps); }
-    var scale = invstd;
-    if ((params.flags & 1u) != 0u) { scale *= weight[c]; }
-    var shift = 0.0;
-    if ((params.flags & 2u) != 0u) { shift = bias[c]; }
-    y[i] = (x[i] - mean[c]) * scale + shift;
+    let a = affine_of(c);
+    y[i] = (x[i] - mean[c]) * a.x + a.y;
+  }
+}
+
+@compute @workgroup_size(64)
+fn bn_forward_planes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+  let plane = workgroup_index(wid, nwg);
+  if (plane * params.spatial >= params.n) { return; }
+  let c = plane % params.channels;
+  let m = mean[c];
+  let a = affine_of(c);
+  let base = plane * params.spatial;
+  for (var s = lid; s < params.spatial; s += 64u) {
+    y[base + s] = (x[base + s] - m) * a.x + a.y;
   }
 }

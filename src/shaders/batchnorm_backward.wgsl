@@ -19,6 +19,9 @@
 //   backward_input[_eval]: element-wise over dx, 256 invocations per workgroup in a grid-stride
 //                      loop (lib/grid.wgsl: an invocation takes i, i + S, i + 2S, ... for S the
 //                      grid's invocations), the grid bounded by gridStride (src/engine/runtime.ts).
+//   backward_input[_eval]_planes: the same arithmetic (the same bits) with one workgroup of 64
+//                      per plane (n, c), as bn_forward_planes in batchnorm.wgsl: the channel's
+//                      values are read once per workgroup, not gathered per element.
 // Limits: C and chunks <= 65535 (grid dimensions).
 
 struct Params {
@@ -113,5 +116,39 @@ fn backward_input_eval(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
   for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
     let c = (i / params.spatial) % params.channels;
     dx[i] = dy[i] * gamma_of(c) * invstd_of(c);
+  }
+}
+
+@compute @workgroup_size(64)
+fn backward_input_planes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_index) lid: u32) {
+  let plane = workgroup_index(wid, nwg);
+  if (plane * params.spatial >= params.n) { return; }
+  let c = plane % params.channels;
+  let invstd = invstd_of(c);
+  let inv_n = 1.0 / f32(params.count);
+  let m = mean[c];
+  let scale = gamma_of(c) * invstd;
+  let mean_dy = sum_dy[c] * inv_n;
+  let mean_dy_xhat = sum_dy_xhat[c] * inv_n;
+  let base = plane * params.spatial;
+  for (var s = lid; s < params.spatial; s += 64u) {
+    let i = base + s;
+    let xhat = (x[i] - m) * invstd;
+    dx[i] = scale * (dy[i] - mean_dy - xhat * mean_dy_xhat);
+  }
+}
+
+@compute @workgroup_size(64)
+fn backward_input_eval_planes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                              @builtin(local_invocation_index) lid: u32) {
+  let plane = workgroup_index(wid, nwg);
+  if (plane * params.spatial >= params.n) { return; }
+  let c = plane % params.channels;
+  let gamma = gamma_of(c);
+  let invstd = invstd_of(c);
+  let base = plane * params.spatial;
+  for (var s = lid; s < params.spatial; s += 64u) {
+    dx[base + s] = dy[base + s] * gamma * invstd;
   }
 }

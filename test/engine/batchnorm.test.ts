@@ -269,4 +269,39 @@ test('grid-stride sizes (1, odd, beyond the policy): forward and input gradient 
   }
 });
 
+test('the per-plane kernels give the bits of the grid-stride ones (forward and input gradient, both modes)', async () => {
+  for (const shape of [[3, 5, 7, 9], [2, 4, 16], [5, 3, 17, 1]]) {
+    const c = shape[1]!;
+    const [x, w, b, rm, rv, dy] = [
+      toTensor(randomArray(sizeOf(shape), rand, -2, 2), shape), toTensor(randomArray(c, rand, 0.5, 1.5), [c]), toTensor(randomArray(c, rand), [c]),
+      toTensor(randomArray(c, rand), [c]), toTensor(randomArray(c, rand, 0.5, 2), [c]), toTensor(randomArray(sizeOf(shape), rand), shape),
+    ];
+    const runs: Record<string, () => E.Tensor> = {
+      'train forward': () => E.batchNorm(x, null, null, w, b, { training: true }),
+      'eval forward': () => E.batchNorm(x, rm, rv, w, b, { training: false }),
+      'eval forward, no affine': () => E.batchNorm(x, rm, rv, null, null, { training: false }),
+      'train dx': () => gradientOf(x, dy, (t) => E.batchNorm(t, null, null, w, b, { training: true })),
+      'train dx, no affine': () => gradientOf(x, dy, (t) => E.batchNorm(t, null, null, null, null, { training: true })),
+      'eval dx': () => gradientOf(x, dy, (t) => E.batchNorm(t, rm, rv, w, b, { training: false })),
+    };
+    for (const [what, run] of Object.entries(runs)) {
+      const bits = async (flat: boolean) => {
+        E.setBatchNormFlat(flat);
+        try {
+          const out = E.tidy(run);
+          const values = new Float32Array(await out.toArray());
+          out.dispose();
+          return new Uint32Array(values.buffer);
+        } finally {
+          E.setBatchNormFlat(false);
+        }
+      };
+      const [planes, flat] = [await bits(false), await bits(true)];
+      const differs = planes.findIndex((v, i) => v !== flat[i]);
+      assert.is(differs, -1, `${what} [${shape}]: element ${differs} differs`);
+    }
+    for (const t of [x, w, b, rm, rv, dy]) t.dispose();
+  }
+});
+
 test.run();

@@ -13,7 +13,7 @@ import statsWgsl from '../../shaders/batchnorm_stats.wgsl';
 import forwardWgsl from '../../shaders/batchnorm.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { needsGrad, record } from '../autograd.js';
-import { Kernel, gridStride, launch, runtime, type ParamWriter } from '../runtime.js';
+import { Kernel, grid1d, gridStride, launch, runtime, type ParamWriter } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import { shapeString } from './util.js';
 
@@ -21,10 +21,32 @@ const statsPartialKernel = new Kernel('bn_stats_partial', statsWgsl, 'stats_part
 const statsFinalizeKernel = new Kernel('bn_stats_finalize', statsWgsl, 'stats_finalize');
 const statsUpdateKernel = new Kernel('bn_stats_finalize_update', statsWgsl, 'stats_finalize_update');
 const forwardKernel = new Kernel('bn_forward', [gridWgsl, forwardWgsl], 'bn_forward');
+const forwardPlanesKernel = new Kernel('bn_forward_planes', [gridWgsl, forwardWgsl], 'bn_forward_planes');
 const backwardPartialKernel = new Kernel('bn_backward_partial', [gridWgsl, backwardWgsl], 'backward_partial');
 const backwardFinalizeKernel = new Kernel('bn_backward_finalize', [gridWgsl, backwardWgsl], 'backward_finalize');
 const backwardInputKernel = new Kernel('bn_backward_input', [gridWgsl, backwardWgsl], 'backward_input');
 const backwardInputEvalKernel = new Kernel('bn_backward_input_eval', [gridWgsl, backwardWgsl], 'backward_input_eval');
+const backwardInputPlanesKernel = new Kernel('bn_backward_input_planes', [gridWgsl, backwardWgsl], 'backward_input_planes');
+const backwardInputEvalPlanesKernel = new Kernel('bn_backward_input_eval_planes', [gridWgsl, backwardWgsl], 'backward_input_eval_planes');
+
+/**
+ * From this plane size S = H * W on, the element-wise passes run one workgroup per plane (n, c)
+ * (the *_planes entry points: per-channel values read once, no division per element); smaller
+ * planes, BatchNorm1d's S = 1 above all, keep the grid-stride kernels. The two give the same bits.
+ */
+const PLANE_MIN = 16;
+let planesOff = false;
+
+/** Runs every element-wise pass with the grid-stride kernels (tests compare the two kinds); false restores the choice by plane size. */
+export function setBatchNormFlat(flat: boolean): void {
+  planesOff = flat;
+}
+
+/** The element-wise launch of one of the two kernel kinds over x's N * C planes of `spatial`. */
+function elementwise(spatial: number, size: number, planes: Kernel, flat: Kernel): { kernel: Kernel; workgroups: [number, number, number] } {
+  if (spatial >= PLANE_MIN && !planesOff) return { kernel: planes, workgroups: grid1d(size / spatial, 1) };
+  return { kernel: flat, workgroups: gridStride(size, 256) };
+}
 
 /**
  * How the per-channel reductions (statistics, backward sums) split each channel's `count`
@@ -107,14 +129,15 @@ export function batchNorm(
 
   const y = new Tensor(x.shape, 'f32');
   const flags = (weight ? 1 : 0) | (bias ? 2 : 0);
-  launch(forwardKernel, {
+  const forward = elementwise(spatial, x.size, forwardPlanesKernel, forwardKernel);
+  launch(forward.kernel, {
     op: 'batchNorm',
     constants: { EVAL: training ? 0 : 1 },
     params: (w) => w.u32(x.size, channels, spatial, flags).f32(eps),
     // An absent weight or bias is never read (flags), but WebGPU binds every declared buffer.
     buffers: [x.buffer, mean.buffer, stat.buffer, (weight ?? x).buffer, (bias ?? x).buffer, y.buffer],
     shapes: [x.shape],
-    workgroups: gridStride(x.size, 256),
+    workgroups: forward.workgroups,
   });
 
   const inputs = [x, weight, bias].filter((t): t is Tensor => t !== null);
@@ -159,7 +182,10 @@ export function batchNorm(
     if (x.requiresGrad) {
       dx = new Tensor(x.shape, 'f32');
       const w = (weight ?? x).buffer;
-      launch(training ? backwardInputKernel : backwardInputEvalKernel, {
+      const pass = training
+        ? elementwise(spatial, x.size, backwardInputPlanesKernel, backwardInputKernel)
+        : elementwise(spatial, x.size, backwardInputEvalPlanesKernel, backwardInputEvalKernel);
+      launch(pass.kernel, {
         op: 'batchNorm backward',
         constants,
         params,
@@ -167,7 +193,7 @@ export function batchNorm(
           ? [x.buffer, mean.buffer, stat.buffer, w, dy.buffer, null, sumDy!.buffer, sumDyXhat!.buffer, dx.buffer]
           : [null, null, stat.buffer, w, dy.buffer, null, null, null, dx.buffer],
         shapes: [x.shape],
-        workgroups: gridStride(x.size, 256),
+        workgroups: pass.workgroups,
       });
     }
     // Hand each sum to its parameter, or free it when that parameter is absent.
