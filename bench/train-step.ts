@@ -18,6 +18,7 @@ import type { Module } from '../src/nn/module.js';
 import { MODEL_NAMES, createModel, type ModelName } from '../src/nn/models/index.js';
 import { SGD } from '../src/nn/optim.js';
 import { lossAndLogits } from '../src/nn/train.js';
+import { describeTuning, tuneKernels } from '../src/nn/tune-kernels.js';
 import { median } from '../src/engine/tune.js';
 import { Curve } from '../src/align/curve.js';
 import { curveObjective } from '../src/align/curve-run.js';
@@ -90,6 +91,8 @@ export async function benchTrainStep(opts: TrainStepOptions): Promise<unknown> {
   for (const name of models) {
     const width = opts.quick && (name === 'vgg16' || name === 'googlenet') ? 0.25 : 1;
     const { model, x, y, step, dispose } = trainStep(name, batch, width);
+    const tuning = await tuneKernels(model, x.shape);
+    console.log(`  ${name}: ${describeTuning(tuning)}`);
     // The curve: from this model to a second initialization, one bend at the midpoint.
     const other = opts.curve ? createModel(name, { inChannels: 3, numClasses: 10, width, seed: 2 }) : null;
     const curve = other ? new Curve(model, model.stateDict(), other.stateDict()) : null;
@@ -120,7 +123,7 @@ export async function benchTrainStep(opts: TrainStepOptions): Promise<unknown> {
     }
     const ms = median(times);
     const peak = rt.pool.getStats().peakAllocated / 2 ** 20;
-    const row: Row = { model: name, width, batch, params: model.parameterCount(), ms_per_step: ms, images_per_s: (batch * 1000) / ms, peak_pool_mib: peak };
+    const row: Row = { model: name, width, batch, params: model.parameterCount(), ms_per_step: ms, images_per_s: (batch * 1000) / ms, peak_pool_mib: peak, conv_kernels: Object.fromEntries(tuning.convs.map((c) => [c.key, c.choice])) };
     if (curve) {
       row.curve_ms_per_step = median(curveTimes);
       row.curve_overhead = median(curveTimes) / ms - 1;

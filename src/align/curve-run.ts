@@ -29,6 +29,7 @@ import type { Module } from '../nn/module.js';
 import { SGD } from '../nn/optim.js';
 import { PGD_DEFAULTS, inputSpace, pgd, pgdGenerator, type InputSpace, type PgdOptions } from '../nn/pgd.js';
 import { RunFolder } from '../nn/run-folder.js';
+import { describeTuning, tuneKernels } from '../nn/tune-kernels.js';
 import { lossAndLogits, trainLoop, type EpochLog, type Objective, type StepProgress } from '../nn/train.js';
 import { makeSchedule, resumeOptions, type ScheduleName } from '../nn/train-run.js';
 import { alignModels, type LayerReport } from './align.js';
@@ -308,6 +309,8 @@ async function trainCurveIn(folder: RunFolder, a: string, b: string, given: Part
 
     model = createModel(pair.a.meta.model, pair.a.meta.config);
     model.loadStateDict(pair.a.model.stateDict());
+    // The curve's network w(t) has the endpoints' layer shapes.
+    hooks.onMessage?.(describeTuning(await tuneKernels(model, [options.batchSize, ...train.shape.slice(1)])));
     const config = pair.a.meta.config;
     // Garipov's random bends: a freshly initialized network per bend, seeded by the run's seed.
     const fresh = options.init === 'random' ? Array.from({ length: options.points - 2 }, (_, i) => createModel(pair.a.meta.model, { ...config, seed: deriveSeed(options.seed, i + 1) })) : [];

@@ -9,6 +9,7 @@ import {
 } from '../engine/index.js';
 import { median } from '../engine/tune.js';
 import { MODEL_NAMES, type ModelName } from '../nn/models/index.js';
+import { describeTuning, tuneKernels } from '../nn/tune-kernels.js';
 import { UsageError, choice, positiveInteger, type FlagSpec } from './args.js';
 import { defineCommand } from './command.js';
 import { claimOutputs, writeJson } from './output.js';
@@ -84,6 +85,7 @@ export const profile = defineCommand({
     const method = requested ?? defaultTimingMethod();
     const setup = trainStep(model, batch, flags.width);
     try {
+      console.error(describeTuning(await tuneKernels(setup.model, setup.x.shape)));
       setup.step(); // warm-up: compiles every pipeline, creates the momentum buffers
       await rt.stream.finish();
 

@@ -67,6 +67,16 @@ export async function shutdown(): Promise<void> {
 }
 
 /**
+ * Whether the device has subgroups and every subgroup has at least `lanes` invocations, so that a
+ * workgroup of `lanes` invocations is one subgroup (what matmul_subgroup and conv2d_subgroup need).
+ */
+export function hasSubgroupsOf(lanes: number): boolean {
+  const rt = runtime();
+  const minSize = (rt.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number }).subgroupMinSize ?? 0;
+  return rt.device.features.has('subgroups') && minSize >= lanes;
+}
+
+/**
  * A WGSL kernel: its source, an entry point, and a name for errors and labels. WGSL has no include, so
  * a kernel that uses shared functions (src/shaders/lib/) passes [library, ..., own source], which
  * are joined in that order (directives such as `enable subgroups;` hoisted to the top, where

@@ -18,3 +18,4 @@ export * from './train.js';
 export * from './train-run.js';
 export * from './update-bn.js';
 export * from './pgd.js';
+export * from './tune-kernels.js';

@@ -10,7 +10,7 @@
 // finds and drops) are RunFolder's (run-folder.ts), shared with curve training.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { init, tuneMatmul } from '../engine/index.js';
+import { init } from '../engine/index.js';
 import { CheckpointError } from './checkpoint/safetensors.js';
 import {
   CHECKPOINT_FILE, checkFinite, generatorStates, loadInto, saveModel, readCheckpoint,
@@ -24,6 +24,7 @@ import { LOG_FILE, RunFolder } from './run-folder.js';
 import { trainLoop, type EpochLog, type StepProgress } from './train.js';
 import { adversarialObjective, inputSpace } from './pgd.js';
 import { batchNormLayers, recomputeBatchNorm } from './update-bn.js';
+import { describeTuning, tuneKernels } from './tune-kernels.js';
 
 export const SCHEDULE_NAMES = ['tatro', 'garipov', 'step', 'cosine', 'constant'] as const;
 export type ScheduleName = (typeof SCHEDULE_NAMES)[number];
@@ -184,10 +185,11 @@ async function trainIn(folder: RunFolder, options: TrainingOptions, opts: Parame
   const trainSet = firstImages(loadDataset(options.dataset, 'train', options.dataDir), options.trainSubset, 'train-subset');
   const testSet = firstImages(loadDataset(options.dataset, 'test', options.dataDir), options.testSubset, 'test-subset');
   await init();
-  await tuneMatmul(); // pick the fastest matmul kernel for this adapter (0.3 s on llvmpipe)
 
   const config = { inChannels: trainSet.shape[1], numClasses: trainSet.classes, width: options.width, seed: options.seed };
   const model = createModel(options.model, config);
+  // The fastest matmul kernel for this adapter and conv kernel for each layer (seconds on llvmpipe).
+  hooks.onMessage?.(describeTuning(await tuneKernels(model, [options.batchSize, ...trainSet.shape.slice(1)])));
   const optimizer = new SGD(model.parameters(), {
     lr: options.lr,
     momentum: options.momentum,

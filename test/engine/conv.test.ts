@@ -1,7 +1,8 @@
-// conv2d and its gradients against float64 references: each pass of both kernels (registers,
-// tiled) on fresh random inputs with odd sizes, strides 1 and 2, padding 0..2, kernels 1/3/5 (and
+// conv2d and its gradients against float64 references: each pass of every kernel (registers,
+// subgroup, tiled, and direct where it applies) on fresh random inputs with odd sizes, strides 1 and 2, padding 0..2, kernels 1/3/5 (and
 // a non-square one), batch 3, outputs poisoned with NaN first; split-K; the autograd wiring
-// (including the bias gradient); finite-difference gradient checks.
+// (including the bias gradient); finite-difference gradient checks; every kernel bitwise equal to
+// the others (what makes choosing one by timing safe), and the choice by timing itself.
 //
 // Error bound: each output is a sum of products; float32 accumulation of K terms errs by at most
 // about K * 2^-24 * sum|terms| (K <= 603 here, so < 4e-5 of sum|terms|). We allow 1e-4 of
@@ -48,7 +49,21 @@ const cases: Case[] = [
   c(3, 3, 5, 5, 5, 3, 1, 0, false),
   c(3, 5, 3, 9, 8, [3, 1], [2, 1], [1, 0], true), // non-square kernel, stride and padding
   c(3, 13, 67, 13, 11, 3, 1, 1, true), // several workgroups along every GEMM axis
+  c(3, 5, 19, 6, 8, 3, 1, 1, true), // the direct kernel's shapes (3x3, stride 1, padding 1, W % 8 == 0)
+  c(2, 3, 7, 5, 16, 3, 1, 1, false), // ... with a last workgroup only partly inside
 ];
+
+const geometryOf = (k: Case) => E.conv2dGeometry([k.batch, k.cIn, k.h, k.w], [k.cOut, k.cIn, k.kh, k.kw], { stride: k.stride, padding: k.padding });
+
+/** One pass of the case on its inputs (the tensors made here are freed by the caller's tidy). */
+function runPass(pass: E.ConvPass, k: Case, inp: ReturnType<typeof inputsFor>, opts: E.ConvKernelOptions): E.Tensor {
+  const x = toTensor(inp.x, inp.xShape);
+  const w = toTensor(inp.w, inp.wShape);
+  const dy = toTensor(inp.dy, inp.yShape);
+  if (pass === 'forward') return E.conv2dForward(x, w, inp.b ? toTensor(inp.b, [k.cOut]) : null, opts);
+  if (pass === 'input') return E.conv2dBackwardInput(dy, w, inp.xShape, opts);
+  return E.conv2dBackwardWeight(x, dy, inp.wShape, opts);
+}
 
 const describe = (k: Case) =>
   `N${k.batch} ${k.cIn}->${k.cOut} ${k.h}x${k.w} k${k.kh}x${k.kw} s${k.stride} p${k.padding}${k.bias ? ' +bias' : ''}`;
@@ -164,25 +179,40 @@ function inputsFor(k: Case): Inputs {
   };
 }
 
-for (const kernel of ['registers', 'tiled'] as const) {
+/** The kernels this adapter runs; one it lacks must be refused in one line, never run. */
+function availableKernels(): E.ConvKernel[] {
+  for (const kernel of E.CONV_KERNELS.filter((k) => !E.convKernelAvailable(k))) {
+    const x = E.zeros([1, 1, 3, 3]);
+    const w = E.zeros([1, 1, 1, 1]);
+    assert.throws(() => E.conv2dForward(x, w, null, { kernel }), /needs subgroups/, `${kernel} refused`);
+    x.dispose();
+    w.dispose();
+  }
+  return E.CONV_KERNELS.filter(E.convKernelAvailable);
+}
+
+for (const kernel of E.CONV_KERNELS) {
   test(`${kernel} kernel: forward, input gradient and weight gradient match float64`, async () => {
+    if (!availableKernels().includes(kernel)) return; // refused above: the property this adapter can have
+    let checked = 0;
     for (const k of cases) {
       const inp = inputsFor(k);
       const ref = reference(k, inp.x, inp.w, inp.b, inp.dy);
       const opts = { stride: k.stride, padding: k.padding, kernel };
-      const [y, dx, dw] = E.tidy(() => {
-        const x = toTensor(inp.x, inp.xShape);
-        const w = toTensor(inp.w, inp.wShape);
-        const b = inp.b ? toTensor(inp.b, [k.cOut]) : null;
-        const dy = toTensor(inp.dy, inp.yShape);
-        return [E.conv2dForward(x, w, b, opts), E.conv2dBackwardInput(dy, w, inp.xShape, opts), E.conv2dBackwardWeight(x, dy, inp.wShape, opts)];
-      });
-      assert.equal(y.shape, inp.yShape, `${describe(k)}: output shape`);
-      assertWithin(await y.toArray(), ref.y, ref.yMag, `${kernel} forward ${describe(k)}`);
-      assertWithin(await dx.toArray(), ref.dx, ref.dxMag, `${kernel} input gradient ${describe(k)}`);
-      assertWithin(await dw.toArray(), ref.dw, ref.dwMag, `${kernel} weight gradient ${describe(k)}`);
-      for (const t of [y, dx, dw]) t.dispose();
+      for (const { pass, what, want, mag } of [
+        { pass: 'forward', what: 'forward', want: ref.y, mag: ref.yMag },
+        { pass: 'input', what: 'input gradient', want: ref.dx, mag: ref.dxMag },
+        { pass: 'weight', what: 'weight gradient', want: ref.dw, mag: ref.dwMag },
+      ] as const) {
+        if (!E.convKernelSupports(kernel, pass, geometryOf(k))) continue;
+        const out = E.tidy(() => runPass(pass, k, inp, opts));
+        if (pass === 'forward') assert.equal(out.shape, inp.yShape, `${describe(k)}: output shape`);
+        assertWithin(await out.toArray(), want, mag, `${kernel} ${what} ${describe(k)}`);
+        out.dispose();
+        checked++;
+      }
     }
+    assert.ok(checked >= 4, `${kernel}: ${checked} passes checked`);
   });
 }
 
@@ -190,7 +220,7 @@ test('weight gradient split over K gives the same sums (1 to many slices)', asyn
   const k = c(3, 5, 7, 13, 11, 3, 2, 1, false); // K = 3 * 7 * 6 = 126
   const inp = inputsFor(k);
   const ref = reference(k, inp.x, inp.w, inp.b, inp.dy);
-  for (const kernel of ['registers', 'tiled'] as const) {
+  for (const kernel of availableKernels().filter((kernel) => E.convKernelSupports(kernel, 'weight', geometryOf(k)))) {
     for (const splitK of [1, 2, 5, 100]) {
       const dw = E.tidy(() =>
         E.conv2dBackwardWeight(toTensor(inp.x, inp.xShape), toTensor(inp.dy, inp.yShape), inp.wShape, { stride: k.stride, padding: k.padding, kernel, splitK }),
@@ -247,7 +277,8 @@ test('forward and backward free their temporaries (packed operands, split-K part
   const dy = toTensor(inp.dy, inp.yShape);
   const pool = E.runtime().pool;
   const before = pool.getStats().inUse;
-  for (const kernel of ['registers', 'tiled'] as const) {
+  // (direct, for the forward and input passes of other shapes, makes no temporaries)
+  for (const kernel of availableKernels().filter((kernel) => E.convKernelSupports(kernel, 'forward', geometryOf(k)))) {
     const opts = { stride: k.stride, padding: k.padding, kernel };
     E.conv2dForward(x, w, b, opts).dispose();
     E.conv2dBackwardInput(dy, w, inp.xShape, opts).dispose();
@@ -266,6 +297,66 @@ test('conv2d rejects mismatched shapes', () => {
     assert.throws(() => E.conv2d(x, E.zeros([4, 3, 3, 3]), E.zeros([5])), /bias/);
     assert.throws(() => E.conv2d(x, E.zeros([4, 3, 3, 3]), null, { stride: 0 }), /stride/);
   });
+});
+
+
+test('every kernel gives bitwise the same outputs and gradients (split-K included)', async () => {
+  // The cases above, and one whose weight gradient (K = 8 * 16 * 16 = 2048) is split over K.
+  const big = c(8, 6, 21, 16, 16, 3, 1, 1, true);
+  const kernels = availableKernels();
+  assert.ok(kernels.length >= 2, `at least two kernels to compare (have ${kernels})`);
+  let compared = 0;
+  for (const k of [...cases, big]) {
+    const inp = inputsFor(k);
+    for (const pass of ['forward', 'input', 'weight'] as const) {
+      const bits: Uint32Array[] = [];
+      const which = kernels.filter((kernel) => E.convKernelSupports(kernel, pass, geometryOf(k)));
+      for (const kernel of which) {
+        const out = E.tidy(() => runPass(pass, k, inp, { stride: k.stride, padding: k.padding, kernel }));
+        bits.push(new Uint32Array(new Float32Array(await out.toArray()).buffer));
+        out.dispose();
+      }
+      for (let i = 1; i < which.length; i++) {
+        const differs = bits[0]!.findIndex((v, j) => v !== bits[i]![j]);
+        assert.is(differs, -1, `${describe(k)} ${pass}: ${which[i]} differs from ${which[0]} at ${differs}`);
+        compared++;
+      }
+    }
+  }
+  assert.ok(compared >= 2 * (cases.length + 1), `${compared} comparisons`);
+});
+
+test('tuneConv times each pass of each layer shape and conv2d then runs the kernel it kept', async () => {
+  const x = E.randn([2, 4, 8, 8]); // the first layer is one the direct kernel computes
+  const w1 = E.randn([6, 4, 3, 3]);
+  const w2 = E.randn([5, 6, 1, 1]);
+  const net = () => E.conv2dForward(E.conv2dForward(x, w1, null, { padding: 1 }), w2, null, { stride: 2 });
+  const shapes = E.collectConvShapes(() => E.tidy(() => void net()));
+  assert.equal(shapes.map((g) => [g.batch, g.cIn, g.height, g.cOut, g.kh, g.sh, g.hOut]), [[2, 4, 8, 6, 3, 1, 8], [2, 6, 8, 5, 1, 2, 4]]);
+  assert.equal(E.collectConvShapes(() => {}), [], 'nothing collected outside');
+
+  const tuned = await E.tuneConv(shapes, { minFlops: 0 });
+  assert.equal(tuned.map((t) => t.pass), ['forward', 'input', 'weight', 'forward', 'input', 'weight']);
+  const kernels = availableKernels();
+  for (const t of tuned) {
+    assert.ok(kernels.includes(t.choice), `${t.key}: kept ${t.choice}`);
+    const able = kernels.filter((k) => E.convKernelSupports(k, t.pass, t.geometry) && !(k === 'tiled' && E.runtime().info.isCPU));
+    assert.equal(Object.keys(t.ms).sort(), able.sort(), `${t.key}: every kernel that computes it timed`);
+    assert.ok(Object.values(t.ms).every((ms) => ms! >= t.ms[t.choice]!), `${t.key}: the fastest kept`);
+    assert.is(E.convKernel(t.pass, t.geometry), t.choice, `${t.key}: conv2d uses it`);
+  }
+  assert.equal(await E.tuneConv(shapes, { minFlops: 0 }), tuned, 'a second call keeps the first choices');
+  assert.equal(await E.tuneConv(shapes.map((g) => ({ ...g, batch: 3 }))), [], 'small shapes are not timed by default');
+
+  E.setEnvVars({ NEURALIGN_CONV: 'registers' });
+  try {
+    assert.is(E.convKernel('forward', shapes[0]!), 'registers', 'NEURALIGN_CONV forces a kernel');
+    E.setEnvVars({ NEURALIGN_CONV: 'winograd' });
+    assert.throws(() => E.tidy(() => void net()), /NEURALIGN_CONV: unknown conv kernel 'winograd' \(one of registers, subgroup, tiled, direct\)/);
+  } finally {
+    E.setEnvVars({ NEURALIGN_CONV: undefined });
+  }
+  for (const t of [x, w1, w2]) t.dispose();
 });
 
 test.run();

@@ -9,18 +9,33 @@
 //
 // The weight gradient's K is long and its output small, so it is split over K (split-K) into
 // partial sums that `sum` adds. bench/README-conv.md has the measurements behind the choices.
+//
+// Four kernels compute the same GEMMs (CONV_KERNELS; one of them only some layer shapes). Each
+// output is one float32 fma chain over k in increasing order in every kernel, and the split-K
+// slices do not depend on the kernel, so all give bitwise the same results: which one runs is a
+// question of speed only. That is chosen
+// per pass and layer shape by timing (tuneConv, as tuneMatmul does for matmul), forced by
+// NEURALIGN_CONV=<kernel> or the `kernel` option.
 import convWgsl from '../../shaders/conv2d_gemm.wgsl';
+import convSubgroupWgsl from '../../shaders/conv2d_subgroup.wgsl';
+import convDirectWgsl from '../../shaders/conv2d_direct.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { envVar } from '../env.js';
 import { record } from '../autograd.js';
-import { Kernel, grid1d, launch, runtime, type ParamWriter } from '../runtime.js';
+import { Kernel, grid1d, hasSubgroupsOf, launch, runtime, type ParamWriter } from '../runtime.js';
 import { Tensor, sameShape, type Shape } from '../tensor.js';
+import { pickFastest, tunedChoice, type TuneResult } from '../tune.js';
+import { zeros } from './creation.js';
 import { sum } from './reduce.js';
 import { shapeString } from './util.js';
 
 const registersKernel = new Kernel('conv2d_gemm', [gridWgsl, convWgsl], 'gemm_registers');
 const packKernel = new Kernel('conv2d_gemm', [gridWgsl, convWgsl], 'pack_a');
 const tiledKernel = new Kernel('conv2d_gemm', [gridWgsl, convWgsl], 'gemm_tiled');
+const subgroupKernel = new Kernel('conv2d_subgroup', [gridWgsl, convWgsl, convSubgroupWgsl], 'gemm_subgroup');
+const directKernel = new Kernel('conv2d_direct', [gridWgsl, convWgsl, convDirectWgsl], 'conv3x3_direct');
+/** conv3x3_direct: rows (channels) per workgroup of 8 lanes, consecutive pixels per lane. */
+const DIRECT_BLOCK = { rows: 16, lanes: 8, pixels: 8 };
 
 /** gemm_tiled computes 64 x 64 blocks of C, 16 steps of k at a time. */
 const TILE = 64;
@@ -50,6 +65,13 @@ function registerBlock(M: number, N: number): RegisterBlock {
   return { tm4, tn, wg };
 }
 
+/**
+ * gemm_subgroup: rows per workgroup of 8 lanes (SG_R) and columns per lane (SG_TN). 16 x 8: 32
+ * rows with 8 columns, which holds as many accumulators as gemm_registers' largest block, ran
+ * 3-5x slower on llvmpipe (bench/README-conv.md).
+ */
+const SUBGROUP_BLOCK = { lanes: 8, rows: 16, cols: 8 };
+
 /** One size for both spatial axes, or [height, width]. */
 export type Pair = number | readonly [number, number];
 
@@ -59,10 +81,31 @@ export interface Conv2dOptions {
 }
 
 /**
- * Which kernel runs: 'registers' (no workgroup memory; fastest on llvmpipe, where barriers are
- * dear) or 'tiled' (workgroup-memory tiles, for GPUs). Default: by runtime().info.isCPU.
+ * The kernels (conv2d_gemm.wgsl, conv2d_subgroup.wgsl):
+ *   registers  A packed as vec4s, 32 x 8 outputs per invocation, no workgroup memory: CPU adapters
+ *              (llvmpipe, where barriers are dear)
+ *   subgroup   A shared across 8 lanes by subgroup shuffles, 16 x 8 outputs per lane, no packing:
+ *              CPU adapters with subgroups (lavapipe); needs subgroups of at least 8 invocations
+ *   tiled      64 x 64 tiles in workgroup memory: GPUs
+ *   direct     3x3, stride 1, padding 1, width a multiple of 8, forward and input gradient only:
+ *              8 consecutive pixels per lane read as aligned vec4s, A shared as in subgroup
  */
-export type ConvKernel = 'registers' | 'tiled';
+export const CONV_KERNELS = ['registers', 'subgroup', 'tiled', 'direct'] as const;
+export type ConvKernel = (typeof CONV_KERNELS)[number];
+
+/** Whether `kernel` can run on the current device. */
+export function convKernelAvailable(kernel: ConvKernel): boolean {
+  if (kernel === 'subgroup') return hasSubgroupsOf(SUBGROUP_BLOCK.lanes);
+  if (kernel === 'direct') return hasSubgroupsOf(DIRECT_BLOCK.lanes);
+  return true;
+}
+
+/** Whether `kernel` computes `pass` of a layer of this shape (direct covers only some). */
+export function convKernelSupports(kernel: ConvKernel, pass: Pass, g: Conv2dGeometry): boolean {
+  if (kernel !== 'direct') return true;
+  const threeByThree = g.kh === 3 && g.kw === 3 && g.sh === 1 && g.sw === 1 && g.ph === 1 && g.pw === 1;
+  return pass !== 'weight' && threeByThree && g.width % DIRECT_BLOCK.pixels === 0;
+}
 
 export interface ConvKernelOptions extends Conv2dOptions {
   kernel?: ConvKernel;
@@ -117,18 +160,57 @@ export function conv2dFlops(g: Conv2dGeometry): number {
 }
 
 const PASS = { forward: 0, input: 1, weight: 2 } as const;
-type Pass = keyof typeof PASS;
+/** The three passes: forward, input gradient, weight gradient. */
+export type ConvPass = keyof typeof PASS;
+type Pass = ConvPass;
 
-function defaultKernel(): ConvKernel {
-  return runtime().info.isCPU ? 'registers' : 'tiled';
+function checkKernel(name: string, from: string): ConvKernel {
+  if (!(CONV_KERNELS as readonly string[]).includes(name)) {
+    throw new Error(`${from}: unknown conv kernel '${name}' (one of ${CONV_KERNELS.join(', ')})`);
+  }
+  if (!convKernelAvailable(name as ConvKernel)) {
+    throw new Error(`${from}: conv kernel '${name}' needs subgroups of at least ${SUBGROUP_BLOCK.lanes} invocations, which this adapter lacks`);
+  }
+  return name as ConvKernel;
+}
+
+const defaultKernel = () => (runtime().info.isCPU ? 'registers' : 'tiled');
+
+/** The key under which tuneConv records its choice for one pass of one layer shape. */
+function tuneKey(pass: Pass, g: Conv2dGeometry): string {
+  return `conv2d ${pass} ${g.batch}x${g.cIn}x${g.height}x${g.width} -> ${g.cOut} k${g.kh}x${g.kw} s${g.sh}x${g.sw} p${g.ph}x${g.pw}`;
+}
+
+/**
+ * The kernel a pass runs: the `kernel` option (which must support the pass), else
+ * NEURALIGN_CONV=<kernel> where it supports the pass, else the one tuneConv measured fastest for
+ * this pass and layer shape, else registers on CPU adapters (cheap to compile) and tiled on GPUs.
+ */
+export function convKernel(pass: Pass, g: Conv2dGeometry, option?: ConvKernel): ConvKernel {
+  if (option) {
+    const kernel = checkKernel(option, 'conv2d');
+    if (!convKernelSupports(kernel, pass, g)) throw new Error(`conv2d: the ${kernel} kernel does not compute the ${pass} pass of ${tuneKey(pass, g).replace(/^conv2d \w+ /, '')}`);
+    return kernel;
+  }
+  const env = envVar('NEURALIGN_CONV')?.trim();
+  if (env) {
+    const kernel = checkKernel(env, 'NEURALIGN_CONV');
+    return convKernelSupports(kernel, pass, g) ? kernel : defaultKernel();
+  }
+  return tunedChoice<ConvKernel>(tuneKey(pass, g))?.choice ?? defaultKernel();
 }
 
 /**
  * K slices for the weight gradient: enough workgroups to occupy the device (a few per core on a
- * CPU, a few per SM on a GPU), each slice at least 512 long so the partial sums stay few.
+ * CPU, a few per SM on a GPU), each slice at least 512 long so the partial sums stay few. The
+ * workgroups are counted in blocks of the device's default kernel whichever kernel runs, so the
+ * slices, and with them the rounding of the sums, are the same for every kernel.
  */
-function chooseSplitK(groups: number, K: number): number {
-  const wanted = runtime().info.isCPU ? 8 : 512;
+function chooseSplitK(M: number, N: number, K: number): number {
+  const cpu = runtime().info.isCPU;
+  const [bm, bn] = blockOf(cpu ? 'registers' : 'tiled', M, N);
+  const groups = Math.ceil(M / bm) * Math.ceil(N / bn);
+  const wanted = cpu ? 8 : 512;
   return Math.max(1, Math.min(Math.ceil(wanted / groups), Math.floor(K / 512)));
 }
 
@@ -185,6 +267,8 @@ function inputGemms(g: Conv2dGeometry): Gemm[] {
 /** Side lengths of the block of C one workgroup computes. */
 function blockOf(kernel: ConvKernel, M: number, N: number): [number, number] {
   if (kernel === 'tiled') return [TILE, TILE];
+  if (kernel === 'subgroup') return [SUBGROUP_BLOCK.rows, SUBGROUP_BLOCK.lanes * SUBGROUP_BLOCK.cols];
+  if (kernel === 'direct') return [DIRECT_BLOCK.rows, DIRECT_BLOCK.lanes * DIRECT_BLOCK.pixels];
   const b = registerBlock(M, N);
   return [4 * b.tm4, b.wg * b.tn];
 }
@@ -219,6 +303,11 @@ function launchGemm(gemm: Gemm, g: Conv2dGeometry, img: Tensor, mat: Tensor, bia
     launch(tiledKernel, { op, constants, params, buffers: [img.buffer, mat.buffer, (bias ?? mat).buffer, out.buffer], workgroups: [gx, gy, splits], shapes });
     return;
   }
+  if (kernel === 'subgroup' || kernel === 'direct') {
+    const [k, block] = kernel === 'subgroup' ? [subgroupKernel, { SG_R: SUBGROUP_BLOCK.rows, SG_TN: SUBGROUP_BLOCK.cols }] : [directKernel, {}];
+    launch(k, { op, constants: { ...constants, ...block }, params, buffers: [img.buffer, mat.buffer, (bias ?? mat).buffer, out.buffer], workgroups: [gx, gy, splits], shapes });
+    return;
+  }
   const reg = registerBlock(M, N);
   const packed = new Tensor([Math.max(K, 1), Math.ceil(M / 4) * 4], 'f32');
   launch(packKernel, { op: `${op} (pack)`, constants, params, buffers: [null, mat.buffer, null, packed.buffer], workgroups: grid1d(K, 64), shapes: [mat.shape] });
@@ -240,8 +329,9 @@ export function conv2dForward(x: Tensor, weight: Tensor, bias: Tensor | null = n
   if (bias && (bias.rank !== 1 || bias.shape[0] !== g.cOut)) {
     throw new Error(`conv2d: bias must have shape [${g.cOut}], got ${shapeString(bias.shape)}`);
   }
+  seen?.set(tuneKey('forward', g), g);
   const out = new Tensor([g.batch, g.cOut, g.hOut, g.wOut], 'f32');
-  if (out.size > 0) launchGemm(forwardGemm(g), g, x, weight, bias, out, opts.kernel ?? defaultKernel());
+  if (out.size > 0) launchGemm(forwardGemm(g), g, x, weight, bias, out, convKernel('forward', g, opts.kernel));
   return out;
 }
 
@@ -251,7 +341,8 @@ export function conv2dBackwardInput(gradOutput: Tensor, weight: Tensor, inputSha
   requireF32(weight);
   checkGradOutput(gradOutput, g);
   const dx = new Tensor(inputShape, 'f32');
-  if (dx.size > 0) for (const gemm of inputGemms(g)) launchGemm(gemm, g, gradOutput, weight, null, dx, opts.kernel ?? defaultKernel());
+  const kernel = convKernel('input', g, opts.kernel);
+  if (dx.size > 0) for (const gemm of inputGemms(g)) launchGemm(gemm, g, gradOutput, weight, null, dx, kernel);
   return dx;
 }
 
@@ -260,11 +351,10 @@ export function conv2dBackwardWeight(x: Tensor, gradOutput: Tensor, weightShape:
   const g = conv2dGeometry(x.shape, weightShape, opts);
   requireF32(x);
   checkGradOutput(gradOutput, g);
-  const kernel = opts.kernel ?? defaultKernel();
+  const kernel = convKernel('weight', g, opts.kernel);
   const gemm = weightGemm(g);
   const { M, N, K } = gemm;
-  const [bm, bn] = blockOf(kernel, M, N);
-  const wanted = opts.splitK ?? chooseSplitK(Math.ceil(M / bm) * Math.ceil(N / bn), K);
+  const wanted = opts.splitK ?? chooseSplitK(M, N, K);
   // Slices of whole tiled-kernel k steps, none empty.
   const chunk = Math.max(TILE_K, Math.ceil(K / Math.max(1, wanted) / TILE_K) * TILE_K);
   const splits = Math.max(1, Math.ceil(K / chunk));
@@ -303,4 +393,82 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     weight.requiresGrad ? conv2dBackwardWeight(x, gy, weight.shape, opts) : null,
     bias?.requiresGrad ? sum(gy, [0, 2, 3]) : null,
   ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Choosing the kernel per pass and layer shape by timing.
+
+/** Layer shapes met by conv2dForward while collectConvShapes runs; null otherwise. */
+let seen: Map<string, Conv2dGeometry> | null = null;
+
+/** The layer shapes of every conv2d that `fn` runs forward (e.g. one forward pass of a model). */
+export function collectConvShapes(fn: () => void): Conv2dGeometry[] {
+  const outer = seen;
+  seen = new Map();
+  try {
+    fn();
+    return [...seen.values()];
+  } finally {
+    seen = outer;
+  }
+}
+
+/** One choice of tuneConv: a pass of a layer shape, its timings and the kernel kept. */
+export interface ConvTuning extends TuneResult<ConvKernel> {
+  pass: Pass;
+  geometry: Conv2dGeometry;
+  key: string;
+}
+
+/**
+ * Below this many FLOPs a pass is not timed (it keeps the default kernel): compiling a candidate
+ * pipeline takes llvmpipe 0.3-1 s, more than a small layer's whole run.
+ */
+export const CONV_TUNE_MIN_FLOPS = 5e7;
+/**
+ * Larger layers are timed on fewer images, about this many FLOPs a pass (tens of milliseconds on
+ * llvmpipe): the kernels' order does not change with the batch once a pass fills the device, and
+ * a model's tuning then takes seconds rather than a minute.
+ */
+const CONV_TUNE_FLOPS = 3e8;
+
+/**
+ * Times every available kernel on each pass (forward, input gradient, weight gradient) of each
+ * layer shape and makes the fastest the choice for that pass and shape on this runtime; shapes
+ * already tuned keep their choice. Inputs are zeros (timing does not depend on values), with the
+ * batch cut to about CONV_TUNE_FLOPS a pass. With a
+ * kernel forced by NEURALIGN_CONV, nothing is timed. Returns the choices, including earlier ones.
+ */
+export async function tuneConv(shapes: readonly Conv2dGeometry[], opts: { minFlops?: number } = {}): Promise<ConvTuning[]> {
+  if (envVar('NEURALIGN_CONV')?.trim()) return [];
+  // On CPU adapters the tiled kernel is 5-40x slower than the others (barriers; bench/README-conv.md)
+  // and a second of each of its runs would dominate the tuning: it is left out there.
+  const order: ConvKernel[] = runtime().info.isCPU ? ['direct', 'subgroup', 'registers'] : ['tiled', 'direct', 'registers', 'subgroup'];
+  const available = order.filter(convKernelAvailable);
+  const minFlops = opts.minFlops ?? CONV_TUNE_MIN_FLOPS;
+  const out: ConvTuning[] = [];
+  for (const g of shapes) {
+    if (conv2dFlops(g) < minFlops) continue;
+    const o = { stride: [g.sh, g.sw] as const, padding: [g.ph, g.pw] as const };
+    const batch = Math.max(1, Math.round(g.batch * Math.min(1, CONV_TUNE_FLOPS / conv2dFlops(g))));
+    const x = zeros([batch, g.cIn, g.height, g.width]);
+    const w = zeros([g.cOut, g.cIn, g.kh, g.kw]);
+    const gy = zeros([batch, g.cOut, g.hOut, g.wOut]);
+    const runs: Record<Pass, (kernel: ConvKernel) => Tensor> = {
+      forward: (kernel) => conv2dForward(x, w, null, { ...o, kernel }),
+      input: (kernel) => conv2dBackwardInput(gy, w, x.shape, { ...o, kernel }),
+      weight: (kernel) => conv2dBackwardWeight(x, gy, w.shape, { ...o, kernel }),
+    };
+    try {
+      for (const pass of Object.keys(PASS) as Pass[]) {
+        const key = tuneKey(pass, g);
+        const candidates = available.filter((kernel) => convKernelSupports(kernel, pass, g));
+        const result = await pickFastest(key, candidates, (kernel) => runs[pass](kernel).dispose());
+        out.push({ ...result, pass, geometry: g, key });
+      }
+    } finally {
+      for (const t of [x, w, gy]) t.dispose();
+    }
+  }
+  return out;
 }

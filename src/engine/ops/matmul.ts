@@ -15,7 +15,7 @@ import matmulTiledWgsl from '../../shaders/matmul_tiled.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
 import { envVar } from '../env.js';
 import { record } from '../autograd.js';
-import { Kernel, grid1d, launch, runtime } from '../runtime.js';
+import { Kernel, grid1d, hasSubgroupsOf, launch, runtime } from '../runtime.js';
 import { Tensor, sameShape } from '../tensor.js';
 import { pickFastest, tunedChoice, type TuneResult } from '../tune.js';
 import { full } from './creation.js';
@@ -48,10 +48,7 @@ const SUBGROUP = { rows: 16, lanes: 8, quads: 4, quadsK4: 2 };
 
 /** Whether `variant` can run on the current device (subgroup needs the feature and 8-wide subgroups). */
 export function matmulVariantAvailable(variant: MatmulVariant): boolean {
-  if (variant !== 'subgroup') return true;
-  const rt = runtime();
-  const minSize = (rt.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number }).subgroupMinSize ?? 0;
-  return rt.device.features.has('subgroups') && minSize >= SUBGROUP.lanes;
+  return variant !== 'subgroup' || hasSubgroupsOf(SUBGROUP.lanes);
 }
 
 export interface MatmulOptions {

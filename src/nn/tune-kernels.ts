@@ -1,0 +1,43 @@
+// Kernel choice by timing for one model's layers, before training it: the matmul kernel for the
+// adapter (tuneMatmul) and the convolution kernel for each pass of each conv layer shape
+// (tuneConv; src/engine/ops/conv.ts). Every conv kernel gives bitwise the same results, so this
+// changes how fast a run goes, never what it computes.
+import { collectConvShapes, noGrad, tidy, tuneConv, tuneMatmul, zeros, type ConvTuning, type Shape } from '../engine/index.js';
+import type { Module } from './module.js';
+
+export interface KernelTuning {
+  /** The conv passes timed (layer shapes below the size worth timing keep the default kernel). */
+  convs: ConvTuning[];
+  /** Wall-clock milliseconds the timing took. */
+  ms: number;
+}
+
+/**
+ * Tunes the kernels for `model` on batches of `inputShape` ([N, C, H, W]): one forward pass in
+ * eval mode on zeros (no running statistics change) collects the conv layer shapes, then each is
+ * timed. The model's mode is restored.
+ */
+export async function tuneKernels(model: Module, inputShape: Shape): Promise<KernelTuning> {
+  const t0 = performance.now();
+  await tuneMatmul();
+  const wasTraining = model.training;
+  model.eval();
+  let shapes;
+  try {
+    shapes = collectConvShapes(() => tidy(() => noGrad(() => void model.forward(zeros(inputShape)))));
+  } finally {
+    model.train(wasTraining);
+  }
+  const convs = await tuneConv(shapes);
+  return { convs, ms: performance.now() - t0 };
+}
+
+/** One line for a run's log: "conv kernels by timing (4.2 s): 21 passes of 7 layer shapes: subgroup 15, registers 6". */
+export function describeTuning(t: KernelTuning): string {
+  if (t.convs.length === 0) return 'conv kernels: defaults (no layer large enough to time, or NEURALIGN_CONV set)';
+  const counts = new Map<string, number>();
+  for (const c of t.convs) counts.set(c.choice, (counts.get(c.choice) ?? 0) + 1);
+  const layers = new Set(t.convs.map((c) => c.key.replace(/^conv2d \w+ /, ''))).size;
+  const kept = [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+  return `conv kernels by timing (${(t.ms / 1000).toFixed(1)} s): ${t.convs.length} passes of ${layers} layer shapes: ${kept}`;
+}
