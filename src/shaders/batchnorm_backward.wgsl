@@ -61,10 +61,6 @@ fn gamma_of(c: u32) -> f32 {
   return 1.0;
 }
 
-fn offset_of(c: u32, j: u32) -> u32 {
-  let n = j / params.spatial;
-  return (n * params.channels + c) * params.spatial + (j - n * params.spatial);
-}
 
 @compute @workgroup_size(WG)
 fn backward_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -74,10 +70,11 @@ fn backward_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
   let invstd = invstd_of(c);
   let end = min((k + 1u) * params.chunk, params.count);
   var acc = vec2<f32>(0.0);
+  var w = walk_at(c, k * params.chunk + lid);
   for (var j = k * params.chunk + lid; j < end; j += WG) {
-    let o = offset_of(c, j);
-    let g = dy[o];
-    acc += vec2<f32>(g, g * (x[o] - m) * invstd);
+    let g = dy[w.o];
+    acc += vec2<f32>(g, g * (x[w.o] - m) * invstd);
+    w = walk_next(c, w);
   }
   tree[lid] = acc;
   workgroupBarrier();

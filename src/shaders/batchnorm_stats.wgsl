@@ -56,11 +56,6 @@ fn workgroup_sum(lid: u32, v: f32) -> f32 {
   return total;
 }
 
-fn element(c: u32, j: u32) -> f32 {
-  let n = j / params.spatial;
-  let s = j - n * params.spatial;
-  return x[(n * params.channels + c) * params.spatial + s];
-}
 
 @compute @workgroup_size(WG)
 fn stats_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -69,12 +64,18 @@ fn stats_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
   let begin = k * params.chunk;
   let end = min(begin + params.chunk, params.count);
   var s = 0.0;
-  for (var j = begin + lid; j < end; j += WG) { s += element(c, j); }
+  var w = walk_at(c, begin + lid);
+  for (var j = begin + lid; j < end; j += WG) {
+    s += x[w.o];
+    w = walk_next(c, w);
+  }
   let mean = workgroup_sum(lid, s) / f32(end - begin);
   var q = 0.0;
+  w = walk_at(c, begin + lid);
   for (var j = begin + lid; j < end; j += WG) {
-    let d = element(c, j) - mean;
+    let d = x[w.o] - mean;
     q += d * d;
+    w = walk_next(c, w);
   }
   let m2 = workgroup_sum(lid, q);
   if (lid == 0u) { partial[c * params.chunks + k] = vec2<f32>(mean, m2); }

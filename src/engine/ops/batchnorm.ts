@@ -12,22 +12,23 @@ import backwardWgsl from '../../shaders/batchnorm_backward.wgsl';
 import statsWgsl from '../../shaders/batchnorm_stats.wgsl';
 import forwardWgsl from '../../shaders/batchnorm.wgsl';
 import gridWgsl from '../../shaders/lib/grid.wgsl';
+import walkWgsl from '../../shaders/lib/channel_walk.wgsl';
 import { needsGrad, record } from '../autograd.js';
 import { Kernel, grid1d, gridStride, launch, runtime, type ParamWriter } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import { shapeString } from './util.js';
 
-const statsPartialKernel = new Kernel('bn_stats_partial', statsWgsl, 'stats_partial');
-const statsFinalizeKernel = new Kernel('bn_stats_finalize', statsWgsl, 'stats_finalize');
-const statsUpdateKernel = new Kernel('bn_stats_finalize_update', statsWgsl, 'stats_finalize_update');
+const statsPartialKernel = new Kernel('bn_stats_partial', [walkWgsl, statsWgsl], 'stats_partial');
+const statsFinalizeKernel = new Kernel('bn_stats_finalize', [walkWgsl, statsWgsl], 'stats_finalize');
+const statsUpdateKernel = new Kernel('bn_stats_finalize_update', [walkWgsl, statsWgsl], 'stats_finalize_update');
 const forwardKernel = new Kernel('bn_forward', [gridWgsl, forwardWgsl], 'bn_forward');
 const forwardPlanesKernel = new Kernel('bn_forward_planes', [gridWgsl, forwardWgsl], 'bn_forward_planes');
-const backwardPartialKernel = new Kernel('bn_backward_partial', [gridWgsl, backwardWgsl], 'backward_partial');
-const backwardFinalizeKernel = new Kernel('bn_backward_finalize', [gridWgsl, backwardWgsl], 'backward_finalize');
-const backwardInputKernel = new Kernel('bn_backward_input', [gridWgsl, backwardWgsl], 'backward_input');
-const backwardInputEvalKernel = new Kernel('bn_backward_input_eval', [gridWgsl, backwardWgsl], 'backward_input_eval');
-const backwardInputPlanesKernel = new Kernel('bn_backward_input_planes', [gridWgsl, backwardWgsl], 'backward_input_planes');
-const backwardInputEvalPlanesKernel = new Kernel('bn_backward_input_eval_planes', [gridWgsl, backwardWgsl], 'backward_input_eval_planes');
+const backwardPartialKernel = new Kernel('bn_backward_partial', [gridWgsl, walkWgsl, backwardWgsl], 'backward_partial');
+const backwardFinalizeKernel = new Kernel('bn_backward_finalize', [gridWgsl, walkWgsl, backwardWgsl], 'backward_finalize');
+const backwardInputKernel = new Kernel('bn_backward_input', [gridWgsl, walkWgsl, backwardWgsl], 'backward_input');
+const backwardInputEvalKernel = new Kernel('bn_backward_input_eval', [gridWgsl, walkWgsl, backwardWgsl], 'backward_input_eval');
+const backwardInputPlanesKernel = new Kernel('bn_backward_input_planes', [gridWgsl, walkWgsl, backwardWgsl], 'backward_input_planes');
+const backwardInputEvalPlanesKernel = new Kernel('bn_backward_input_eval_planes', [gridWgsl, walkWgsl, backwardWgsl], 'backward_input_eval_planes');
 
 /**
  * From this plane size S = H * W on, the element-wise passes run one workgroup per plane (n, c)
