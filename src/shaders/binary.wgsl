@@ -18,7 +18,9 @@ struct Params {
 }
 
 // 0 add, 1 sub, 2 mul, 3 div, 4 pow, 5 maximum, 6 minimum,
-// 7 lt, 8 le, 9 gt, 10 ge, 11 eq, 12 ne
+// 7 lt, 8 le, 9 gt, 10 ge, 11 eq, 12 ne,
+// 13 relu_grad: x * (y > 0 ? 1 : 0), ReLU's backward from its output y (relu(x) > 0 exactly where
+//    x > 0), in one pass and with the same bits as mul(g, step(x))
 override OP: u32 = 0u;
 override DTYPE: u32 = 0u;
 override CONTIGUOUS: bool = false;
@@ -49,6 +51,7 @@ fn apply(x: f32, y: f32) -> f32 {
     case 10u: { return select(0.0, 1.0, x >= y); }
     case 11u: { return select(0.0, 1.0, x == y); }
     case 12u: { return select(0.0, 1.0, x != y); }
+    case 13u: { return x * select(0.0, 1.0, y > 0.0); }
     default: { return x; }
   }
 }

@@ -24,7 +24,7 @@ type UnaryName = keyof typeof UNARY;
 
 const BINARY = {
   add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6,
-  lt: 7, le: 8, gt: 9, ge: 10, eq: 11, ne: 12,
+  lt: 7, le: 8, gt: 9, ge: 10, eq: 11, ne: 12, reluGrad: 13,
 } as const;
 type BinaryName = keyof typeof BINARY;
 
@@ -51,7 +51,7 @@ function unaryRaw(x: Tensor, name: UnaryName, alpha = 0, beta = 0): Tensor {
 
 /** Launches binary.wgsl (no gradient recorded). Comparisons accept any dtype, others only f32. */
 function binaryRaw(a: Tensor, b: Tensor, name: BinaryName): Tensor {
-  const comparison = BINARY[name] >= BINARY.lt;
+  const comparison = BINARY[name] >= BINARY.lt && BINARY[name] <= BINARY.ne;
   if (comparison) {
     if (a.dtype !== b.dtype) throw new Error(`${name}: dtypes differ (${a.dtype} and ${b.dtype})`);
   } else {
@@ -119,8 +119,10 @@ export function sqrt(x: Tensor): Tensor {
   return record(y, 'sqrt', [x], (g) => [div(mulScalar(g, 0.5), y)]);
 }
 
+/** max(x, 0). The gradient g * (x > 0) is one pass over g and the output (relu(x) > 0 iff x > 0). */
 export function relu(x: Tensor): Tensor {
-  return record(unaryRaw(x, 'relu'), 'relu', [x], (g) => [mul(g, unaryRaw(x, 'step', 0))]);
+  const y = unaryRaw(x, 'relu');
+  return record(y, 'relu', [x], (g) => [binaryRaw(g, y, 'reluGrad')]);
 }
 
 export function abs(x: Tensor): Tensor {
