@@ -217,16 +217,18 @@ for (const kernel of E.CONV_KERNELS) {
 }
 
 test('weight gradient split over K gives the same sums (1 to many slices)', async () => {
-  const k = c(3, 5, 7, 13, 11, 3, 2, 1, false); // K = 3 * 7 * 6 = 126
-  const inp = inputsFor(k);
-  const ref = reference(k, inp.x, inp.w, inp.b, inp.dy);
-  for (const kernel of availableKernels().filter((kernel) => E.convKernelSupports(kernel, 'weight', geometryOf(k)))) {
-    for (const splitK of [1, 2, 5, 100]) {
-      const dw = E.tidy(() =>
-        E.conv2dBackwardWeight(toTensor(inp.x, inp.xShape), toTensor(inp.dy, inp.yShape), inp.wShape, { stride: k.stride, padding: k.padding, kernel, splitK }),
-      );
-      assertWithin(await dw.toArray(), ref.dw, ref.dwMag, `${kernel} splitK ${splitK}`);
-      dw.dispose();
+  // K = 3 * 7 * 6 = 126; and K = 2 * 6 * 16 = 192 in a shape the direct kernel computes too.
+  for (const k of [c(3, 5, 7, 13, 11, 3, 2, 1, false), c(2, 3, 5, 6, 16, 3, 1, 1, false)]) {
+    const inp = inputsFor(k);
+    const ref = reference(k, inp.x, inp.w, inp.b, inp.dy);
+    for (const kernel of availableKernels().filter((kernel) => E.convKernelSupports(kernel, 'weight', geometryOf(k)))) {
+      for (const splitK of [1, 2, 5, 100]) {
+        const dw = E.tidy(() =>
+          E.conv2dBackwardWeight(toTensor(inp.x, inp.xShape), toTensor(inp.dy, inp.yShape), inp.wShape, { stride: k.stride, padding: k.padding, kernel, splitK }),
+        );
+        assertWithin(await dw.toArray(), ref.dw, ref.dwMag, `${kernel} splitK ${splitK} ${describe(k)}`);
+        dw.dispose();
+      }
     }
   }
 });

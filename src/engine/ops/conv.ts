@@ -34,8 +34,12 @@ const packKernel = new Kernel('conv2d_gemm', [gridWgsl, convWgsl], 'pack_a');
 const tiledKernel = new Kernel('conv2d_gemm', [gridWgsl, convWgsl], 'gemm_tiled');
 const subgroupKernel = new Kernel('conv2d_subgroup', [gridWgsl, convWgsl, convSubgroupWgsl], 'gemm_subgroup');
 const directKernel = new Kernel('conv2d_direct', [gridWgsl, convWgsl, convDirectWgsl], 'conv3x3_direct');
-/** conv3x3_direct: rows (channels) per workgroup of 8 lanes, consecutive pixels per lane. */
-const DIRECT_BLOCK = { rows: 16, lanes: 8, pixels: 8 };
+const directWeightKernel = new Kernel('conv2d_direct', [gridWgsl, convWgsl, convDirectWgsl], 'conv3x3_direct_weight');
+/**
+ * conv3x3_direct: rows (channels) per workgroup of 8 lanes, consecutive pixels per lane; its weight
+ * pass: kernel rows (c, i) per lane, 3 columns (taps j) each.
+ */
+const DIRECT_BLOCK = { rows: 16, lanes: 8, pixels: 8, weightPairs: 3 };
 
 /** gemm_tiled computes 64 x 64 blocks of C, 16 steps of k at a time. */
 const TILE = 64;
@@ -87,8 +91,9 @@ export interface Conv2dOptions {
  *   subgroup   A shared across 8 lanes by subgroup shuffles, 16 x 8 outputs per lane, no packing:
  *              CPU adapters with subgroups (lavapipe); needs subgroups of at least 8 invocations
  *   tiled      64 x 64 tiles in workgroup memory: GPUs
- *   direct     3x3, stride 1, padding 1, width a multiple of 8, forward and input gradient only:
- *              8 consecutive pixels per lane read as aligned vec4s, A shared as in subgroup
+ *   direct     3x3, stride 1, padding 1, width a multiple of 8: image rows read as aligned vec4s
+ *              (8 pixels per lane, or for the weight gradient 8 pixels of k per step), A shared
+ *              as in subgroup
  */
 export const CONV_KERNELS = ['registers', 'subgroup', 'tiled', 'direct'] as const;
 export type ConvKernel = (typeof CONV_KERNELS)[number];
@@ -104,7 +109,7 @@ export function convKernelAvailable(kernel: ConvKernel): boolean {
 export function convKernelSupports(kernel: ConvKernel, pass: Pass, g: Conv2dGeometry): boolean {
   if (kernel !== 'direct') return true;
   const threeByThree = g.kh === 3 && g.kw === 3 && g.sh === 1 && g.sw === 1 && g.ph === 1 && g.pw === 1;
-  return pass !== 'weight' && threeByThree && g.width % DIRECT_BLOCK.pixels === 0;
+  return threeByThree && g.width % DIRECT_BLOCK.pixels === 0;
 }
 
 export interface ConvKernelOptions extends Conv2dOptions {
@@ -208,7 +213,7 @@ export function convKernel(pass: Pass, g: Conv2dGeometry, option?: ConvKernel): 
  */
 function chooseSplitK(M: number, N: number, K: number): number {
   const cpu = runtime().info.isCPU;
-  const [bm, bn] = blockOf(cpu ? 'registers' : 'tiled', M, N);
+  const [bm, bn] = blockOf(cpu ? 'registers' : 'tiled', 'weight', M, N);
   const groups = Math.ceil(M / bm) * Math.ceil(N / bn);
   const wanted = cpu ? 8 : 512;
   return Math.max(1, Math.min(Math.ceil(wanted / groups), Math.floor(K / 512)));
@@ -265,10 +270,12 @@ function inputGemms(g: Conv2dGeometry): Gemm[] {
 }
 
 /** Side lengths of the block of C one workgroup computes. */
-function blockOf(kernel: ConvKernel, M: number, N: number): [number, number] {
+function blockOf(kernel: ConvKernel, pass: Pass, M: number, N: number): [number, number] {
   if (kernel === 'tiled') return [TILE, TILE];
   if (kernel === 'subgroup') return [SUBGROUP_BLOCK.rows, SUBGROUP_BLOCK.lanes * SUBGROUP_BLOCK.cols];
-  if (kernel === 'direct') return [DIRECT_BLOCK.rows, DIRECT_BLOCK.lanes * DIRECT_BLOCK.pixels];
+  if (kernel === 'direct') {
+    return [DIRECT_BLOCK.rows, DIRECT_BLOCK.lanes * (pass === 'weight' ? 3 * DIRECT_BLOCK.weightPairs : DIRECT_BLOCK.pixels)];
+  }
   const b = registerBlock(M, N);
   return [4 * b.tm4, b.wg * b.tn];
 }
@@ -279,7 +286,7 @@ function blockOf(kernel: ConvKernel, M: number, N: number): [number, number] {
  */
 function launchGemm(gemm: Gemm, g: Conv2dGeometry, img: Tensor, mat: Tensor, bias: Tensor | null, out: Tensor, kernel: ConvKernel, kChunk?: number): void {
   const { M, N, K } = gemm;
-  const [bm, bn] = blockOf(kernel, M, N);
+  const [bm, bn] = blockOf(kernel, gemm.pass, M, N);
   const rowGroups = Math.ceil(M / bm);
   const colGroups = Math.ceil(N / bn);
   const chunk = kChunk ?? Math.max(K, 1);
@@ -304,7 +311,9 @@ function launchGemm(gemm: Gemm, g: Conv2dGeometry, img: Tensor, mat: Tensor, bia
     return;
   }
   if (kernel === 'subgroup' || kernel === 'direct') {
-    const [k, block] = kernel === 'subgroup' ? [subgroupKernel, { SG_R: SUBGROUP_BLOCK.rows, SG_TN: SUBGROUP_BLOCK.cols }] : [directKernel, {}];
+    const [k, block] = kernel === 'subgroup'
+      ? [subgroupKernel, { SG_R: SUBGROUP_BLOCK.rows, SG_TN: SUBGROUP_BLOCK.cols }]
+      : [gemm.pass === 'weight' ? directWeightKernel : directKernel, {}];
     launch(k, { op, constants: { ...constants, ...block }, params, buffers: [img.buffer, mat.buffer, (bias ?? mat).buffer, out.buffer], workgroups: [gx, gy, splits], shapes });
     return;
   }
