@@ -1,5 +1,5 @@
 // Batch-normalization forward, element-wise once the per-channel statistics are known:
-//   y = (x - mean[c]) * invstd[c] * weight[c] + bias[c]
+//   y = (x - mean[c]) * invstd[c] * weight[c] + bias[c]   (then + residual[i] with RESIDUAL, relu with RELU)
 // Training mode passes the batch mean and invstd from batchnorm_stats.wgsl; evaluation mode
 // (EVAL) passes the running mean and running variance, and invstd = 1 / sqrt(var + eps) is taken
 // here. Without a weight (bias) the kernel uses 1 (0); flags say which are present, and since
@@ -26,6 +26,17 @@ struct Params {
 }
 
 override EVAL: bool = false;
+// Fused epilogue (ops/batchnorm.ts `residual` and `relu` options): + residual[i], then relu,
+// exactly binary.wgsl's add and unary.wgsl's relu (NaN and -0 pass).
+override RELU: bool = false;
+override RESIDUAL: bool = false;
+
+fn epilogue(v: f32, i: u32) -> f32 {
+  var u = v;
+  if (RESIDUAL) { u = u + residual[i]; }
+  if (RELU) { u = select(u, 0.0, u < 0.0); }
+  return u;
+}
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -34,6 +45,7 @@ override EVAL: bool = false;
 @group(0) @binding(4) var<storage, read> weight: array<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;
+@group(0) @binding(7) var<storage, read> residual: array<f32>;  // read only with RESIDUAL
 
 /** Channel c's (scale, shift): y = (x - mean) * scale + shift, scale = invstd * weight, shift = bias. */
 fn affine_of(c: u32) -> vec2<f32> {
@@ -52,7 +64,7 @@ fn bn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
   for (var i = thread_index(wid, nwg, lid, 256u); i < params.n; i += grid_stride(nwg, 256u)) {
     let c = (i / params.spatial) % params.channels;
     let a = affine_of(c);
-    y[i] = (x[i] - mean[c]) * a.x + a.y;
+    y[i] = epilogue((x[i] - mean[c]) * a.x + a.y, i);
   }
 }
 
@@ -66,6 +78,6 @@ fn bn_forward_planes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
   let a = affine_of(c);
   let base = plane * params.spatial;
   for (var s = lid; s < params.spatial; s += 64u) {
-    y[base + s] = (x[base + s] - m) * a.x + a.y;
+    y[base + s] = epilogue((x[base + s] - m) * a.x + a.y, base + s);
   }
 }

@@ -304,4 +304,75 @@ test('the per-plane kernels give the bits of the grid-stride ones (forward and i
   }
 });
 
+test('the relu option gives the bits of relu(batchNorm(x)): output and the gradients of x, weight and bias, both modes', async () => {
+  const bitsOf = async (t: E.Tensor) => new Uint32Array(new Float32Array(await t.toArray()).buffer);
+  for (const shape of [[4, 3, 5, 7], [6, 4]]) {
+    const c = shape[1]!;
+    const xv = randomArray(sizeOf(shape), rand, -2, 2);
+    const wv = randomArray(c, rand, 0.5, 1.5);
+    const bv = randomArray(c, rand);
+    const dy = toTensor(randomArray(xv.length, rand), shape);
+    for (const training of [true, false]) {
+      const results: Uint32Array[][] = [];
+      for (const fused of [false, true]) {
+        const leaves = [toTensor(xv, shape), toTensor(wv, [c]), toTensor(bv, [c])];
+        for (const t of leaves) t.requiresGrad = true;
+        const [x, w, b] = leaves as [E.Tensor, E.Tensor, E.Tensor];
+        const rm = toTensor(new Float64Array(c).fill(0.1), [c]);
+        const rv = toTensor(new Float64Array(c).fill(1.5), [c]);
+        const y = E.tidy(() => {
+          const out = fused ? E.batchNorm(x, rm, rv, w, b, { training, relu: true }) : E.relu(E.batchNorm(x, rm, rv, w, b, { training }));
+          E.backward(E.sum(E.mul(out, dy)));
+          return out;
+        });
+        results.push([await bitsOf(y), await bitsOf(x.grad!), await bitsOf(w.grad!), await bitsOf(b.grad!), await bitsOf(rm), await bitsOf(rv)]);
+        for (const t of [y, rm, rv, ...leaves.map((l) => l.grad!), ...leaves]) t.dispose();
+      }
+      ['output', 'x.grad', 'weight.grad', 'bias.grad', 'running_mean', 'running_var'].forEach((what, i) => {
+        const differs = results[0]![i]!.findIndex((v, j) => v !== results[1]![i]![j]);
+        assert.is(differs, -1, `${training ? 'training' : 'eval'} [${shape}] ${what}: element ${differs} differs`);
+      });
+    }
+    dy.dispose();
+  }
+});
+
+test('the residual option gives the bits of relu(add(batchNorm(x), r)) and of add(batchNorm(x), r): output and every gradient', async () => {
+  const bitsOf = async (t: E.Tensor) => new Uint32Array(new Float32Array(await t.toArray()).buffer);
+  const shape = [3, 4, 6, 5];
+  const c = shape[1]!;
+  const [xv, rv, gv] = [randomArray(sizeOf(shape), rand, -2, 2), randomArray(sizeOf(shape), rand, -1, 1), randomArray(sizeOf(shape), rand)];
+  const [wv, bv] = [randomArray(c, rand, 0.5, 1.5), randomArray(c, rand)];
+  const dy = toTensor(gv, shape);
+  for (const relu of [true, false]) {
+    for (const training of [true, false]) {
+      const results: Uint32Array[][] = [];
+      for (const fused of [false, true]) {
+        const leaves = [toTensor(xv, shape), toTensor(wv, [c]), toTensor(bv, [c]), toTensor(rv, shape)];
+        for (const t of leaves) t.requiresGrad = true;
+        const [x, w, b, r] = leaves as [E.Tensor, E.Tensor, E.Tensor, E.Tensor];
+        const [rm, rvar] = [toTensor(new Float64Array(c).fill(0.2), [c]), toTensor(new Float64Array(c).fill(0.8), [c])];
+        const y = E.tidy(() => {
+          const out = fused
+            ? E.batchNorm(x, rm, rvar, w, b, { training, relu, residual: r })
+            : (relu ? E.relu : (t: E.Tensor) => t)(E.add(E.batchNorm(x, rm, rvar, w, b, { training }), r));
+          E.backward(E.sum(E.mul(out, dy)));
+          return out;
+        });
+        results.push(await Promise.all([y, ...leaves.map((l) => l.grad!)].map(bitsOf)));
+        for (const t of [y, rm, rvar, ...leaves.map((l) => l.grad!), ...leaves]) t.dispose();
+      }
+      ['output', 'x.grad', 'weight.grad', 'bias.grad', 'residual.grad'].forEach((what, i) => {
+        const differs = results[0]![i]!.findIndex((v, j) => v !== results[1]![i]![j]);
+        assert.is(differs, -1, `${relu ? 'relu' : 'no relu'} ${training ? 'training' : 'eval'} ${what}: element ${differs} differs`);
+      });
+    }
+  }
+  dy.dispose();
+  const [x, wrong] = [E.zeros([2, 3, 4]), E.zeros([2, 3])];
+  assert.throws(() => E.batchNorm(x, null, null, null, null, { training: true, residual: wrong }), /residual must be f32 \[2, 3, 4\] like x, got f32\[2, 3\]/);
+  x.dispose();
+  wrong.dispose();
+});
+
 test.run();

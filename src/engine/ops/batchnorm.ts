@@ -15,7 +15,8 @@ import gridWgsl from '../../shaders/lib/grid.wgsl';
 import walkWgsl from '../../shaders/lib/channel_walk.wgsl';
 import { needsGrad, record } from '../autograd.js';
 import { Kernel, grid1d, gridStride, launch, runtime, type ParamWriter } from '../runtime.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, sameShape } from '../tensor.js';
+import { reluGradient } from './elementwise.js';
 import { shapeString } from './util.js';
 
 const statsPartialKernel = new Kernel('bn_stats_partial', [walkWgsl, statsWgsl], 'stats_partial');
@@ -73,6 +74,18 @@ export interface BatchNormOptions {
   /** Weight of the new batch statistic in the running average (PyTorch's default 0.1). */
   momentum?: number;
   eps?: number;
+  /**
+   * relu(batch_norm(x)) in one op: the ReLU applied in the normalize pass (no separate pass, and no
+   * tensor for the normalized values, which nothing else needs: the ReLU's backward reads its
+   * output). The same bits as relu(batchNorm(x)).
+   */
+  relu?: boolean;
+  /**
+   * A tensor of x's shape added to the normalized values before the ReLU: relu(batch_norm(x) +
+   * residual) in one op, a ResNet block's output (He et al.), with the bits of the three ops and
+   * neither the normalized values nor the sum kept. Its gradient is the masked output gradient.
+   */
+  residual?: Tensor;
 }
 
 /**
@@ -88,11 +101,14 @@ export function batchNorm(
   bias: Tensor | null = null,
   opts: BatchNormOptions,
 ): Tensor {
-  const { training, momentum = 0.1, eps = 1e-5 } = opts;
+  const { training, momentum = 0.1, eps = 1e-5, relu = false, residual = null } = opts;
   if (x.dtype !== 'f32' || x.rank < 2) throw new Error(`batchNorm: expects f32 [N, C, ...], got ${x.dtype}${shapeString(x.shape)}`);
   const [batch, channels] = x.shape as [number, number];
   const spatial = x.shape.slice(2).reduce((p, d) => p * d, 1);
   const count = batch * spatial;
+  if (residual && (residual.dtype !== 'f32' || !sameShape(residual.shape, x.shape))) {
+    throw new Error(`batchNorm: residual must be f32 ${shapeString(x.shape)} like x, got ${residual.dtype}${shapeString(residual.shape)}`);
+  }
   for (const [name, t] of [['runningMean', runningMean], ['runningVar', runningVar], ['weight', weight], ['bias', bias]] as const) {
     if (t && (t.dtype !== 'f32' || t.rank !== 1 || t.size !== channels)) {
       throw new Error(`batchNorm: ${name} must be f32 [${channels}], got ${t.dtype}${shapeString(t.shape)}`);
@@ -133,15 +149,15 @@ export function batchNorm(
   const forward = elementwise(spatial, x.size, forwardPlanesKernel, forwardKernel);
   launch(forward.kernel, {
     op: 'batchNorm',
-    constants: { EVAL: training ? 0 : 1 },
+    constants: { EVAL: training ? 0 : 1, RELU: relu ? 1 : 0, RESIDUAL: residual ? 1 : 0 },
     params: (w) => w.u32(x.size, channels, spatial, flags).f32(eps),
     // An absent weight or bias is never read (flags), but WebGPU binds every declared buffer.
-    buffers: [x.buffer, mean.buffer, stat.buffer, (weight ?? x).buffer, (bias ?? x).buffer, y.buffer],
+    buffers: [x.buffer, mean.buffer, stat.buffer, (weight ?? x).buffer, (bias ?? x).buffer, y.buffer, (residual ?? x).buffer],
     shapes: [x.shape],
     workgroups: forward.workgroups,
   });
 
-  const inputs = [x, weight, bias].filter((t): t is Tensor => t !== null);
+  const inputs = [x, weight, bias, residual].filter((t): t is Tensor => t !== null);
   if (!needsGrad(...inputs)) {
     if (training) {
       mean.dispose();
@@ -149,7 +165,9 @@ export function batchNorm(
     }
     return y;
   }
-  return record(y, 'batchNorm', inputs, (dy) => {
+  return record(y, `batchNorm${residual ? '+add' : ''}${relu ? '+relu' : ''}`, inputs, (gy) => {
+    // With the ReLU fused, the gradient reaching the normalized values: gy * (y > 0).
+    const dy = relu ? reluGradient(gy, y) : gy;
     const { chunk, chunks, wg } = chunking(count, channels);
     const params = (w: ParamWriter) =>
       w.u32(x.size, count, channels, spatial, chunk, chunks, weight ? 1 : 0).f32(eps);
@@ -203,6 +221,9 @@ export function batchNorm(
     else sumDyXhat?.dispose();
     if (bias) grads.push(sumDy);
     else sumDy?.dispose();
+    // The residual's gradient is dy itself; without the ReLU dy is gy, which backward() owns, so
+    // the residual gets a second handle on its buffer (as backward() does for a shared gradient).
+    if (residual) grads.push(residual.requiresGrad ? (relu ? dy : dy.reshape(dy.shape)) : null);
     return grads;
   });
 }

@@ -122,7 +122,12 @@ export function sqrt(x: Tensor): Tensor {
 /** max(x, 0). The gradient g * (x > 0) is one pass over g and the output (relu(x) > 0 iff x > 0). */
 export function relu(x: Tensor): Tensor {
   const y = unaryRaw(x, 'relu');
-  return record(y, 'relu', [x], (g) => [binaryRaw(g, y, 'reluGrad')]);
+  return record(y, 'relu', [x], (g) => [reluGradient(g, y)]);
+}
+
+/** g * (y > 0) for y = relu(x): ReLU's backward from its output (no gradient recorded). */
+export function reluGradient(g: Tensor, y: Tensor): Tensor {
+  return binaryRaw(g, y, 'reluGrad');
 }
 
 export function abs(x: Tensor): Tensor {

@@ -29,11 +29,25 @@ export class BatchNorm extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    return this.normalize(x, false);
+  }
+
+  /**
+   * relu(forward(x)), or relu(forward(x) + residual), as one op: the same bits, one pass and one
+   * or two tensors fewer (ops/batchnorm.ts).
+   */
+  forwardRelu(x: Tensor, residual?: Tensor): Tensor {
+    return this.normalize(x, true, residual);
+  }
+
+  private normalize(x: Tensor, relu: boolean, residual?: Tensor): Tensor {
     if (this.training) addInPlaceInt(this.tensor('num_batches_tracked'), 1);
     return batchNorm(x, this.tensor('running_mean'), this.tensor('running_var'), this.tensor('weight'), this.tensor('bias'), {
       training: this.training,
       momentum: this.momentum,
       eps: this.eps,
+      relu,
+      residual,
     });
   }
 }

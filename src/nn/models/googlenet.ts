@@ -42,7 +42,7 @@ export class BasicConv2d extends Module {
     this.bn = this.registerModule('bn', new BatchNorm2d(outC, { eps: 1e-3 }));
   }
   forward(x: Tensor): Tensor {
-    return relu(this.bn.forward(this.conv.forward(x)));
+    return this.bn.forwardRelu(this.conv.forward(x));
   }
 }
 

@@ -6,7 +6,7 @@
 //
 // Names as the official code: layers.0.{0 conv, 1 bn}, layers.{s}.{b}.{conv1,bn1,conv2,bn2},
 // layers.{s}.0.downsample.{0 conv, 1 bn}, fc.{weight,bias}.
-import { Generator, Tensor, add, globalAvgPool2d, relu } from '../../engine/index.js';
+import { Generator, Tensor, globalAvgPool2d } from '../../engine/index.js';
 import { kaimingNormal, type WeightInit } from '../init.js';
 import { ReLU } from '../layers/activation.js';
 import { BatchNorm2d } from '../layers/batchnorm.js';
@@ -40,10 +40,9 @@ export class BasicBlock extends Module {
 
   /** The block output relu(bn2(conv2(h)) + shortcut(x)), and the inner activation h. */
   forwardWithInner(x: Tensor): { out: Tensor; inner: Tensor } {
-    const inner = relu(this.bn1.forward(this.conv1.forward(x)));
-    const branch = this.bn2.forward(this.conv2.forward(inner));
+    const inner = this.bn1.forwardRelu(this.conv1.forward(x));
     const shortcut = this.downsample ? this.downsample.forward(x) : x;
-    return { out: relu(add(branch, shortcut)), inner };
+    return { out: this.bn2.forwardRelu(this.conv2.forward(inner), shortcut), inner };
   }
 
   forward(x: Tensor): Tensor {

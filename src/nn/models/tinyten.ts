@@ -12,7 +12,7 @@
 //   7      64->64   1      1      0          6
 // Xavier-normal conv and linear weights, zero biases; BN weight 1, bias 0.
 // Names: layers.{i}.conv.{weight,bias}, layers.{i}.bn.{weight,bias,running_mean,running_var}, dense.*
-import { Generator, Tensor, globalAvgPool2d, relu } from '../../engine/index.js';
+import { Generator, Tensor, globalAvgPool2d } from '../../engine/index.js';
 import { xavierNormal } from '../init.js';
 import { BatchNorm2d } from '../layers/batchnorm.js';
 import { Conv2d, type Conv2dOptions } from '../layers/conv.js';
@@ -33,8 +33,8 @@ export class ConvBNReLU extends Module {
   }
   /** With preActivation, the BN output before the ReLU (the `--pre-activation` alignment option). */
   forward(x: Tensor, preActivation = false): Tensor {
-    const y = this.bn.forward(this.conv.forward(x));
-    return preActivation ? y : relu(y);
+    const z = this.conv.forward(x);
+    return preActivation ? this.bn.forward(z) : this.bn.forwardRelu(z);
   }
 }
 

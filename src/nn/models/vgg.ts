@@ -4,7 +4,7 @@
 // Dropout, Linear(512, 512), ReLU, Dropout, Linear(512, 512), ReLU, Linear(512, classes).
 // Conv weights N(0, 2 / (k*k*out)), zero bias; BN weight 1, bias 0; linear layers PyTorch's default.
 // Names: layer_blocks.{b}.{2i conv, 2i+1 bn}, classifier.{1,4,6}.{weight,bias}.
-import { Generator, Tensor, flatten, randn, relu } from '../../engine/index.js';
+import { Generator, Tensor, flatten, randn } from '../../engine/index.js';
 import { fans, type WeightInit } from '../init.js';
 import { ReLU } from '../layers/activation.js';
 import { BatchNorm2d } from '../layers/batchnorm.js';
@@ -58,7 +58,7 @@ export class VGG16 extends Module {
 
   forward(x: Tensor): Tensor {
     for (const block of this.layerBlocks) {
-      for (let i = 0; i < block.length; i += 2) x = relu(block.at(i + 1).forward(block.at(i).forward(x)));
+      for (let i = 0; i < block.length; i += 2) x = (block.at(i + 1) as BatchNorm2d).forwardRelu(block.at(i).forward(x));
       x = this.pool.forward(x);
     }
     return this.classifier.forward(flatten(x, 1));
