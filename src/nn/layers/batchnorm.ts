@@ -3,7 +3,7 @@
 // (PyTorch stores it as int64; here i32, written as I64 in checkpoints).
 // Training mode normalizes with batch statistics and updates the running ones; eval mode uses the
 // running ones (see ops/batchnorm.ts for the arithmetic).
-import { Tensor, addInPlaceInt, batchNorm, full } from '../../engine/index.js';
+import { Tensor, add, addInPlaceInt, batchNorm, full, relu } from '../../engine/index.js';
 import { Module } from '../module.js';
 
 export interface BatchNormOptions {
@@ -37,6 +37,12 @@ export class BatchNorm extends Module {
    * or two tensors fewer (ops/batchnorm.ts).
    */
   forwardRelu(x: Tensor, residual?: Tensor): Tensor {
+    // A forward replaced on the instance (src/align's activation capture hooks module outputs)
+    // must see the normalized values, so the three ops then run apart, with the same bits.
+    if (Object.prototype.hasOwnProperty.call(this, 'forward')) {
+      const y = this.forward(x);
+      return relu(residual ? add(y, residual) : y);
+    }
     return this.normalize(x, true, residual);
   }
 
