@@ -1,9 +1,12 @@
 // The buffer pool: GPU storage buffers recycled by size class.
 //
-// A released buffer may still be read by dispatches that are recorded but not yet submitted.
-// Reusing it for a GPU-side write would be safe (commands run in order), but a queue.writeBuffer
-// upload would land before those commands run. So released buffers wait in `pending` until the
-// next submit, and only then become reusable (tfjs and ONNX Runtime do the same).
+// A released buffer may still be read by dispatches that are recorded but not yet submitted, and
+// it is reusable at once: a later dispatch that writes it is recorded after those reads and runs
+// after them (one queue, commands in order), and a queue.writeBuffer upload, which would land
+// before unsubmitted commands, is preceded by a submit of everything recorded (CommandStream
+// .upload). Reuse within a batch of recorded work is what keeps a training step's pool near the
+// bytes it actually holds at once: holding released buffers back until the next submit (as tfjs
+// does) kept ResNet32's step at twice its peak in use.
 //
 // Size classes: below 64 KiB sizes round up to a multiple of 256 bytes; above, to four steps per
 // power of two (1, 1.25, 1.5, 1.75 x 2^k), so at most 25% of a buffer is slack and a training loop
@@ -47,7 +50,7 @@ export interface PoolStats {
   inUse: number;
   /** The largest `inUse` seen since creation or the last resetPeak(). */
   peakInUse: number;
-  /** Bytes of all GPU buffers the pool owns (handed out, pending or free). */
+  /** Bytes of all GPU buffers the pool owns (handed out or free). */
   allocated: number;
   /** The largest `allocated` seen: the pool's high-water mark. */
   peakAllocated: number;
@@ -57,7 +60,6 @@ export interface PoolStats {
 
 export class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
-  private pending: GPUBuffer[] = [];
   private stats: PoolStats = { inUse: 0, peakInUse: 0, allocated: 0, peakAllocated: 0, creations: 0 };
 
   /** The largest buffer a kernel can bind whole (see the file comment). */
@@ -99,20 +101,12 @@ export class BufferPool {
     return buffer;
   }
 
-  /** Gives a buffer back; it becomes reusable after the next submit (see onSubmit). */
+  /** Gives a buffer back; the next acquire of its size class may take it (see the file comment). */
   release(buffer: GPUBuffer): void {
     this.stats.inUse -= buffer.size;
-    this.pending.push(buffer);
-  }
-
-  /** Called by the command stream right after queue.submit(). */
-  onSubmit(): void {
-    for (const buffer of this.pending) {
-      let list = this.free.get(buffer.size);
-      if (!list) this.free.set(buffer.size, (list = []));
-      list.push(buffer);
-    }
-    this.pending.length = 0;
+    let list = this.free.get(buffer.size);
+    if (!list) this.free.set(buffer.size, (list = []));
+    list.push(buffer);
   }
 
   /** Destroys every free buffer (e.g. between benchmarks of different sizes). */

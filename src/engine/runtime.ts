@@ -37,7 +37,7 @@ export function init(): Promise<Runtime> {
   opening ??= openDevice().then((ctx) => {
     const pool = new BufferPool(ctx.device);
     const submitEvery = Number(envVar('NEURALIGN_SUBMIT_EVERY') ?? 64);
-    current = { ...ctx, pool, stream: new CommandStream(ctx.device, pool, submitEvery, ctx.idle), shaders: new Map() };
+    current = { ...ctx, pool, stream: new CommandStream(ctx.device, submitEvery, ctx.idle), shaders: new Map() };
     return current;
   });
   opening.catch(() => (opening = null));

@@ -11,7 +11,6 @@
 //  - WebGPU reports errors asynchronously. Every pipeline creation and bind-group creation runs
 //    inside an error scope named after the op, and encoder.finish() inside one naming the ops of
 //    that submit; the first error is thrown, with that name, at the next submit or read-back.
-import type { BufferPool } from './buffer-pool.js';
 import type { Profiler } from './profiler.js';
 
 /** Bytes per uniform slot: WebGPU's minUniformBufferOffsetAlignment is at most 256. */
@@ -61,7 +60,6 @@ export class CommandStream {
 
   constructor(
     private readonly device: GPUDevice,
-    private readonly pool: BufferPool,
     public submitEvery = 64,
     private readonly idle?: () => Promise<void>,
   ) {
@@ -110,7 +108,6 @@ export class CommandStream {
     this.slotsUsed = 0;
     this.opsInBatch = [];
     this.profiler?.abandon();
-    this.pool.onSubmit(); // nothing unsubmitted uses the released buffers any more
   }
 
   /** Waits for every pending error scope to resolve, then throws the first error, if any. */
@@ -213,7 +210,6 @@ export class CommandStream {
     this.slotsUsed = 0;
     this.opsInBatch = [];
     this.submitCount++;
-    this.pool.onSubmit();
   }
 
   /** Copies `bytes` bytes of `src` back to the CPU; submits what is recorded. */
