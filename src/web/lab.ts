@@ -11,6 +11,7 @@
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import { CONV_KERNELS, CONV_SHAPES, benchConv, type ConvBenchReport, type ConvRow, type PassResult } from '../../bench/conv.js';
+import { convKernelAvailable } from '../engine/index.js';
 import { benchMatmul, MODEL_SHAPES, type MatmulBenchReport } from '../../bench/matmul.js';
 import { MATMUL_VARIANTS, matmulVariantAvailable, type MatmulVariant, type Runtime } from '../engine/index.js';
 import { byId, catchUncaught, el, page, setStatus, showError, startEngine } from './ui.js';
@@ -109,10 +110,13 @@ async function plotGflops(report: MatmulBenchReport): Promise<void> {
   await new vega.View(vega.parse(vl.compile(spec as never).spec), { renderer: 'svg', container: holder, hover: true }).runAsync();
 }
 
-/** One conv pass's cell: GFLOP/s with its checked error, or 'wrong'. */
+/** One conv pass's cell: GFLOP/s with its checked error, 'n/a' (the kernel does not compute it), or 'wrong'. */
 function passCell(p: PassResult): HTMLTableCellElement {
   const td = el('td');
-  if (p.gflops === undefined) {
+  if (p.notApplicable) {
+    td.dataset.check = 'n/a';
+    td.append(el('span', 'n/a', { title: 'this kernel computes only 3x3, stride-1, padding-1 layers' }));
+  } else if (p.gflops === undefined) {
     td.dataset.check = 'wrong';
     td.append(el('span', 'wrong', { class: 'wrong', title: `relative error ${p.maxRelError} > ${p.errorBound}` }));
   } else {
@@ -135,7 +139,7 @@ async function runConv(): Promise<ConvBenchReport> {
     quick: true,
     batch,
     runs: Number(byId<HTMLInputElement>('reps').value) || 3,
-    kernels: [...CONV_KERNELS],
+    kernels: CONV_KERNELS.filter(convKernelAvailable),
     shapes: CONV_SHAPES.filter((s) => s.quick && nets.includes(s.net)),
     log: (line) => (byId('log').textContent += line + '\n'),
     onRow: (row: ConvRow) => {
