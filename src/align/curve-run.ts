@@ -288,6 +288,8 @@ async function trainCurveIn(folder: RunFolder, a: string, b: string, given: Part
     if (train.shape[1] !== pair.a.meta.config.inChannels || train.classes !== pair.a.meta.config.numClasses) {
       throw new Error(`${train.name} does not fit the endpoints' ${pair.a.meta.model} (${pair.a.meta.config.inChannels} channels, ${pair.a.meta.config.numClasses} classes)`);
     }
+    // Kernels for the endpoints' layer shapes, which PAM's P-step and the curve's w(t) share.
+    hooks.onMessage?.(describeTuning(await tuneKernels(pair.a.model, [options.batchSize, ...train.shape.slice(1)])));
     let permutation: CurvePermutation | null;
     if (saved) permutation = saved.meta.permutation;
     else if (pam) {
@@ -309,8 +311,6 @@ async function trainCurveIn(folder: RunFolder, a: string, b: string, given: Part
 
     model = createModel(pair.a.meta.model, pair.a.meta.config);
     model.loadStateDict(pair.a.model.stateDict());
-    // The curve's network w(t) has the endpoints' layer shapes.
-    hooks.onMessage?.(describeTuning(await tuneKernels(model, [options.batchSize, ...train.shape.slice(1)])));
     const config = pair.a.meta.config;
     // Garipov's random bends: a freshly initialized network per bend, seeded by the run's seed.
     const fresh = options.init === 'random' ? Array.from({ length: options.points - 2 }, (_, i) => createModel(pair.a.meta.model, { ...config, seed: deriveSeed(options.seed, i + 1) })) : [];
