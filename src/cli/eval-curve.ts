@@ -15,6 +15,7 @@ import { UsageError, positiveInteger, type FlagSpec, type Flags } from './args.j
 import { checkpointData } from './checkpoints.js';
 import { defineCommand } from './command.js';
 import { inputSpace, pgdRecipe } from '../nn/pgd.js';
+import { describeTuning, tuneKernels } from '../nn/tune-kernels.js';
 import { PGD_FLAGS, describePgd, pgdFromFlags } from './pgd-flags.js';
 import { claimOutputs, writeJson } from './output.js';
 
@@ -89,6 +90,8 @@ async function run(flags: Flags<typeof spec>): Promise<number> {
     if (repair && repairableLayers(model).length === 0) throw new UsageError(`--repair: no layer of ${meta.model} can be repaired`);
     const trainSet = firstImages(checkpointData(endpoints.a.meta, 'train', dataDir), trainSubset, 'train-subset');
     const testSet = firstImages(checkpointData(endpoints.a.meta, 'test', dataDir), testSubset, 'test-subset');
+    // Evaluation runs forward passes only, unless PGD needs input gradients.
+    console.error(describeTuning(await tuneKernels(model, [batchSize, ...testSet.shape.slice(1)], flags.robust ? {} : { passes: ['forward'] })));
     const bn = hasBatchNorm && !repair ? new DataLoader(trainSet, { batchSize, shuffle: true, augment: augment ? CIFAR_AUGMENT : null, seed: 0 }) : null;
     const test = new DataLoader(testSet, { batchSize });
     const train = flags['train-metrics'] ? new DataLoader(trainSet, { batchSize }) : undefined;

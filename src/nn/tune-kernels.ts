@@ -2,7 +2,7 @@
 // adapter (tuneMatmul) and the convolution kernel for each pass of each conv layer shape
 // (tuneConv; src/engine/ops/conv.ts). Every conv kernel gives bitwise the same results, so this
 // changes how fast a run goes, never what it computes.
-import { collectConvShapes, noGrad, tidy, tuneConv, tuneMatmul, zeros, type ConvTuning, type Shape } from '../engine/index.js';
+import { collectConvShapes, noGrad, tidy, tuneConv, tuneMatmul, zeros, type ConvPass, type ConvTuning, type Shape } from '../engine/index.js';
 import type { Module } from './module.js';
 
 export interface KernelTuning {
@@ -15,9 +15,10 @@ export interface KernelTuning {
 /**
  * Tunes the kernels for `model` on batches of `inputShape` ([N, C, H, W]): one forward pass in
  * eval mode on zeros (no running statistics change) collects the conv layer shapes, then each is
- * timed. The model's mode is restored.
+ * timed (only `passes`, when given: evaluation needs only the forward one). The model's mode is
+ * restored.
  */
-export async function tuneKernels(model: Module, inputShape: Shape): Promise<KernelTuning> {
+export async function tuneKernels(model: Module, inputShape: Shape, opts: { passes?: readonly ConvPass[] } = {}): Promise<KernelTuning> {
   const t0 = performance.now();
   await tuneMatmul();
   const wasTraining = model.training;
@@ -28,7 +29,7 @@ export async function tuneKernels(model: Module, inputShape: Shape): Promise<Ker
   } finally {
     model.train(wasTraining);
   }
-  const convs = await tuneConv(shapes);
+  const convs = await tuneConv(shapes, { passes: opts.passes });
   return { convs, ms: performance.now() - t0 };
 }
 

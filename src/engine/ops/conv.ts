@@ -445,10 +445,11 @@ const CONV_TUNE_FLOPS = 3e8;
  * Times every available kernel on each pass (forward, input gradient, weight gradient) of each
  * layer shape and makes the fastest the choice for that pass and shape on this runtime; shapes
  * already tuned keep their choice. Inputs are zeros (timing does not depend on values), with the
- * batch cut to about CONV_TUNE_FLOPS a pass. With a
+ * batch cut to about CONV_TUNE_FLOPS a pass. `passes` limits the timing to some passes (an
+ * evaluation needs only the forward one). With a
  * kernel forced by NEURALIGN_CONV, nothing is timed. Returns the choices, including earlier ones.
  */
-export async function tuneConv(shapes: readonly Conv2dGeometry[], opts: { minFlops?: number } = {}): Promise<ConvTuning[]> {
+export async function tuneConv(shapes: readonly Conv2dGeometry[], opts: { minFlops?: number; passes?: readonly ConvPass[] } = {}): Promise<ConvTuning[]> {
   if (envVar('NEURALIGN_CONV')?.trim()) return [];
   // On CPU adapters the tiled kernel is 5-40x slower than the others (barriers; bench/README-conv.md)
   // and a second of each of its runs would dominate the tuning: it is left out there.
@@ -469,7 +470,7 @@ export async function tuneConv(shapes: readonly Conv2dGeometry[], opts: { minFlo
       weight: (kernel) => conv2dBackwardWeight(x, gy, w.shape, { ...o, kernel }),
     };
     try {
-      for (const pass of Object.keys(PASS) as Pass[]) {
+      for (const pass of opts.passes ?? (Object.keys(PASS) as Pass[])) {
         const key = tuneKey(pass, g);
         const candidates = available.filter((kernel) => convKernelSupports(kernel, pass, g));
         const result = await pickFastest(key, candidates, (kernel) => runs[pass](kernel).dispose());
