@@ -289,7 +289,8 @@ async function trainCurveIn(folder: RunFolder, a: string, b: string, given: Part
       throw new Error(`${train.name} does not fit the endpoints' ${pair.a.meta.model} (${pair.a.meta.config.inChannels} channels, ${pair.a.meta.config.numClasses} classes)`);
     }
     // Kernels for the endpoints' layer shapes, which PAM's P-step and the curve's w(t) share.
-    hooks.onMessage?.(describeTuning(await tuneKernels(pair.a.model, [options.batchSize, ...train.shape.slice(1)])));
+    const images = train.shape[0] * (options.epochs + (pam ? (options.pamPEpochs ?? 0) : 0));
+    hooks.onMessage?.(describeTuning(await tuneKernels(pair.a.model, [options.batchSize, ...train.shape.slice(1)], { images })));
     let permutation: CurvePermutation | null;
     if (saved) permutation = saved.meta.permutation;
     else if (pam) {

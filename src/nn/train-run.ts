@@ -189,7 +189,8 @@ async function trainIn(folder: RunFolder, options: TrainingOptions, opts: Parame
   const config = { inChannels: trainSet.shape[1], numClasses: trainSet.classes, width: options.width, seed: options.seed };
   const model = createModel(options.model, config);
   // The fastest matmul kernel for this adapter and conv kernel for each layer (seconds on llvmpipe).
-  hooks.onMessage?.(describeTuning(await tuneKernels(model, [options.batchSize, ...trainSet.shape.slice(1)])));
+  const images = trainSet.shape[0] * Math.max(0, options.epochs - (resumeFrom?.meta.epoch ?? 0));
+  hooks.onMessage?.(describeTuning(await tuneKernels(model, [options.batchSize, ...trainSet.shape.slice(1)], { images })));
   const optimizer = new SGD(model.parameters(), {
     lr: options.lr,
     momentum: options.momentum,
