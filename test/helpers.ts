@@ -66,6 +66,19 @@ export function toTensor(data: ArrayLike<number>, shape: Shape): Tensor {
   return tensor(Float32Array.from(data), shape);
 }
 
+/** The bit patterns of a tensor's values, for tests that compare two code paths bit for bit. */
+export async function bitsOf(t: Tensor): Promise<Uint32Array> {
+  const values = await t.toArray();
+  return new Uint32Array(values.buffer, values.byteOffset, values.length);
+}
+
+/** Fails at the first element whose bits differ between two code paths' results. */
+export function assertSameBits(actual: Uint32Array, expected: Uint32Array, what: string): void {
+  assert.is(actual.length, expected.length, `${what}: length`);
+  const i = actual.findIndex((v, j) => v !== expected[j]);
+  assert.is(i, -1, `${what}: element ${i} differs (seed ${TEST_SEED})`);
+}
+
 /**
  * Asserts |actual - expected| <= atol + rtol * |expected| elementwise, and that no value is NaN
  * (a NaN means part of the output was never written: tensors start poisoned). atol may be given

@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
 import { TEST_SEED, assertClose, gradCheck, randomArray, rng, setupEngine, sizeOf, toTensor, weightsFor } from '../helpers.js';
-import { gradientOf, gridStrideSizes, sameUnderEveryGrid } from '../helpers.js';
+import { assertSameBits, bitsOf, gradientOf, gridStrideSizes, sameUnderEveryGrid } from '../helpers.js';
 
 const test = suite('batchnorm');
 const rand = rng(TEST_SEED);
@@ -289,23 +289,20 @@ test('the per-plane kernels give the bits of the grid-stride ones (forward and i
         E.setBatchNormFlat(flat);
         try {
           const out = E.tidy(run);
-          const values = new Float32Array(await out.toArray());
+          const b = await bitsOf(out);
           out.dispose();
-          return new Uint32Array(values.buffer);
+          return b;
         } finally {
           E.setBatchNormFlat(false);
         }
       };
-      const [planes, flat] = [await bits(false), await bits(true)];
-      const differs = planes.findIndex((v, i) => v !== flat[i]);
-      assert.is(differs, -1, `${what} [${shape}]: element ${differs} differs`);
+      assertSameBits(await bits(false), await bits(true), `${what} [${shape}]`);
     }
     for (const t of [x, w, b, rm, rv, dy]) t.dispose();
   }
 });
 
 test('the relu option gives the bits of relu(batchNorm(x)): output and the gradients of x, weight and bias, both modes', async () => {
-  const bitsOf = async (t: E.Tensor) => new Uint32Array(new Float32Array(await t.toArray()).buffer);
   for (const shape of [[4, 3, 5, 7], [6, 4]]) {
     const c = shape[1]!;
     const xv = randomArray(sizeOf(shape), rand, -2, 2);
@@ -329,8 +326,7 @@ test('the relu option gives the bits of relu(batchNorm(x)): output and the gradi
         for (const t of [y, rm, rv, ...leaves.map((l) => l.grad!), ...leaves]) t.dispose();
       }
       ['output', 'x.grad', 'weight.grad', 'bias.grad', 'running_mean', 'running_var'].forEach((what, i) => {
-        const differs = results[0]![i]!.findIndex((v, j) => v !== results[1]![i]![j]);
-        assert.is(differs, -1, `${training ? 'training' : 'eval'} [${shape}] ${what}: element ${differs} differs`);
+        assertSameBits(results[1]![i]!, results[0]![i]!, `${training ? 'training' : 'eval'} [${shape}] ${what}`);
       });
     }
     dy.dispose();
@@ -338,7 +334,6 @@ test('the relu option gives the bits of relu(batchNorm(x)): output and the gradi
 });
 
 test('the residual option gives the bits of relu(add(batchNorm(x), r)) and of add(batchNorm(x), r): output and every gradient', async () => {
-  const bitsOf = async (t: E.Tensor) => new Uint32Array(new Float32Array(await t.toArray()).buffer);
   const shape = [3, 4, 6, 5];
   const c = shape[1]!;
   const [xv, rv, gv] = [randomArray(sizeOf(shape), rand, -2, 2), randomArray(sizeOf(shape), rand, -1, 1), randomArray(sizeOf(shape), rand)];
@@ -363,8 +358,7 @@ test('the residual option gives the bits of relu(add(batchNorm(x), r)) and of ad
         for (const t of [y, rm, rvar, ...leaves.map((l) => l.grad!), ...leaves]) t.dispose();
       }
       ['output', 'x.grad', 'weight.grad', 'bias.grad', 'residual.grad'].forEach((what, i) => {
-        const differs = results[0]![i]!.findIndex((v, j) => v !== results[1]![i]![j]);
-        assert.is(differs, -1, `${relu ? 'relu' : 'no relu'} ${training ? 'training' : 'eval'} ${what}: element ${differs} differs`);
+        assertSameBits(results[1]![i]!, results[0]![i]!, `${relu ? 'relu' : 'no relu'} ${training ? 'training' : 'eval'} ${what}`);
       });
     }
   }

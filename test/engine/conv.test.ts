@@ -11,7 +11,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
-import { TEST_SEED, gradCheck, randomArray, rng, setupEngine, sizeOf, toTensor, weightsFor } from '../helpers.js';
+import { TEST_SEED, assertSameBits, bitsOf, gradCheck, randomArray, rng, setupEngine, sizeOf, toTensor, weightsFor } from '../helpers.js';
 
 const test = suite('conv');
 const rand = rng(TEST_SEED);
@@ -315,12 +315,11 @@ test('every kernel gives bitwise the same outputs and gradients (split-K include
       const which = kernels.filter((kernel) => E.convKernelSupports(kernel, pass, geometryOf(k)));
       for (const kernel of which) {
         const out = E.tidy(() => runPass(pass, k, inp, { stride: k.stride, padding: k.padding, kernel }));
-        bits.push(new Uint32Array(new Float32Array(await out.toArray()).buffer));
+        bits.push(await bitsOf(out));
         out.dispose();
       }
       for (let i = 1; i < which.length; i++) {
-        const differs = bits[0]!.findIndex((v, j) => v !== bits[i]![j]);
-        assert.is(differs, -1, `${describe(k)} ${pass}: ${which[i]} differs from ${which[0]} at ${differs}`);
+        assertSameBits(bits[i]!, bits[0]!, `${describe(k)} ${pass}: ${which[i]} against ${which[0]}`);
         compared++;
       }
     }
