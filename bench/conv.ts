@@ -9,14 +9,12 @@
 // No Node built-ins here: the browser's kernel lab (src/web/lab.ts) runs this suite too; the CLI
 // (src/cli/bench.ts) writes the JSON.
 import {
-  CONV_KERNELS as ENGINE_CONV_KERNELS,
   Tensor,
   conv2dBackwardInput,
   conv2dBackwardWeight,
   conv2dFlops,
   conv2dForward,
   conv2dGeometry,
-  convKernelAvailable,
   convKernelSupports,
   init,
   runtime,
@@ -67,8 +65,6 @@ export const CONV_SHAPES: LayerShape[] = [
   { net: 'resnet32', cIn: 32, cOut: 64, size: 16, k: 1, stride: 2, padding: 0, count: 1 },
   conv3('resnet32', 64, 64, 8, 9),
 ];
-
-export const CONV_KERNELS: readonly ConvKernel[] = ENGINE_CONV_KERNELS;
 
 export interface ConvBenchOptions {
   quick: boolean;
@@ -233,9 +229,6 @@ export async function benchConv(opts: ConvBenchOptions): Promise<ConvBenchReport
   const runs = opts.runs ?? 3;
   const shapes = opts.shapes ?? CONV_SHAPES.filter((s) => !opts.quick || s.quick);
   const kernels: (ConvKernel | undefined)[] = opts.kernels ?? [undefined];
-  for (const k of kernels) {
-    if (k && !convKernelAvailable(k)) throw new Error(`bench conv: kernel '${k}' needs subgroups of at least 8 invocations, which this adapter lacks`);
-  }
   const rows: ConvRow[] = [];
   log(`conv2d, batch ${batch}, median of ${runs} runs, ${rt.info.description} (${rt.info.backend}); each pass checked against float64 first`);
   log('net       layer                    kernel     x  fwd GFLOP/s  dX GFLOP/s  dW GFLOP/s    fwd ms     dX ms     dW ms');
