@@ -184,6 +184,23 @@ test('training-mode gradient without affine parameters (finite differences)', as
   );
 });
 
+test('relu(batchNorm(x) + residual) in one op: gradient w.r.t. x, weight, bias and the residual (finite differences)', async () => {
+  const shape = [3, 4, 5, 6];
+  const c = 4;
+  const wts = weightsFor(sizeOf(shape), rand);
+  await gradCheck(
+    ([x, w, b, r]) => E.sum(E.mul(E.batchNorm(x!, null, null, w!, b!, { training: true, relu: true, residual: r! }), toTensor(wts, shape))),
+    ([x, w, b, r]) => dot(Float64Array.from(trainRef(x!, shape, w!, b!), (v, i) => Math.max(v + r![i]!, 0)), wts),
+    [
+      { data: randomArray(sizeOf(shape), rand, -2, 3), shape },
+      { data: randomArray(c, rand, 0.5, 2), shape: [c] },
+      { data: randomArray(c, rand, -1, 1), shape: [c] },
+      { data: randomArray(sizeOf(shape), rand, -1, 1), shape },
+    ],
+    { what: 'batchNorm train + residual + relu', rtol: 2e-3, atol: 2e-4 },
+  );
+});
+
 test('evaluation-mode gradient w.r.t. x, weight and bias (finite differences)', async () => {
   const shape = [3, 5, 7, 9];
   const c = 5;
