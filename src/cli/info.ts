@@ -43,7 +43,7 @@ export const info = defineCommand({
       console.log(`  ${model} at batch ${batch}:`);
       for (const c of conv) {
         const timings = Object.entries(c.ms).map(([k, ms]) => `${k} ${ms!.toFixed(1)}`).join(', ');
-        console.log(`  ${c.key.replace(/^conv2d /, '').padEnd(52)} ${c.choice.padEnd(10)} (ms: ${timings})`);
+        console.log(`  ${`${c.pass} ${c.layer}`.padEnd(52)} ${c.choice.padEnd(10)} (ms: ${timings})`);
       }
       if (!conv.length) console.log('  (no layer large enough to time, or a kernel forced: every pass uses the default)');
     }

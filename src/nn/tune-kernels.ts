@@ -51,7 +51,7 @@ export function describeTuning(t: KernelTuning): string {
   if (t.convs.length === 0) return 'conv kernels: defaults (no layer large enough to time, or NEURALIGN_CONV set)';
   const counts = new Map<string, number>();
   for (const c of t.convs) counts.set(c.choice, (counts.get(c.choice) ?? 0) + 1);
-  const layers = new Set(t.convs.map((c) => c.key.replace(/^conv2d \w+ /, ''))).size;
+  const layers = new Set(t.convs.map((c) => c.layer)).size;
   const kept = [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
   return `conv kernels by timing (${(t.ms / 1000).toFixed(1)} s): ${t.convs.length} passes of ${layers} layer shapes: ${kept}`;
 }

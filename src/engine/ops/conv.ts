@@ -13,9 +13,8 @@
 // Four kernels compute the same GEMMs (CONV_KERNELS; one of them only some layer shapes). Each
 // output is one float32 fma chain over k in increasing order in every kernel, and the split-K
 // slices do not depend on the kernel, so all give bitwise the same results: which one runs is a
-// question of speed only. That is chosen
-// per pass and layer shape by timing (tuneConv, as tuneMatmul does for matmul), forced by
-// NEURALIGN_CONV=<kernel> or the `kernel` option.
+// question of speed only. That is chosen per pass and layer shape by timing (tuneConv, as
+// tuneMatmul does for matmul), forced by NEURALIGN_CONV=<kernel> or the `kernel` option.
 import convWgsl from '../../shaders/conv2d_gemm.wgsl';
 import convSubgroupWgsl from '../../shaders/conv2d_subgroup.wgsl';
 import convDirectWgsl from '../../shaders/conv2d_direct.wgsl';
@@ -85,7 +84,7 @@ export interface Conv2dOptions {
 }
 
 /**
- * The kernels (conv2d_gemm.wgsl, conv2d_subgroup.wgsl):
+ * The kernels (conv2d_gemm.wgsl, conv2d_subgroup.wgsl, conv2d_direct.wgsl):
  *   registers  A packed as vec4s, 32 x 8 outputs per invocation, no workgroup memory: CPU adapters
  *              (llvmpipe, where barriers are dear)
  *   subgroup   A shared across 8 lanes by subgroup shuffles, 16 x 8 outputs per lane, no packing:
@@ -181,9 +180,14 @@ function checkKernel(name: string, from: string): ConvKernel {
 
 const defaultKernel = () => (runtime().info.isCPU ? 'registers' : 'tiled');
 
+/** A layer shape as people read it: `128x16x32x32 -> 16 k3x3 s1x1 p1x1`. */
+function layerName(g: Conv2dGeometry): string {
+  return `${g.batch}x${g.cIn}x${g.height}x${g.width} -> ${g.cOut} k${g.kh}x${g.kw} s${g.sh}x${g.sw} p${g.ph}x${g.pw}`;
+}
+
 /** The key under which tuneConv records its choice for one pass of one layer shape. */
 function tuneKey(pass: Pass, g: Conv2dGeometry): string {
-  return `conv2d ${pass} ${g.batch}x${g.cIn}x${g.height}x${g.width} -> ${g.cOut} k${g.kh}x${g.kw} s${g.sh}x${g.sw} p${g.ph}x${g.pw}`;
+  return `conv2d ${pass} ${layerName(g)}`;
 }
 
 /**
@@ -194,7 +198,7 @@ function tuneKey(pass: Pass, g: Conv2dGeometry): string {
 export function convKernel(pass: Pass, g: Conv2dGeometry, option?: ConvKernel): ConvKernel {
   if (option) {
     const kernel = checkKernel(option, 'conv2d');
-    if (!convKernelSupports(kernel, pass, g)) throw new Error(`conv2d: the ${kernel} kernel does not compute the ${pass} pass of ${tuneKey(pass, g).replace(/^conv2d \w+ /, '')}`);
+    if (!convKernelSupports(kernel, pass, g)) throw new Error(`conv2d: the ${kernel} kernel does not compute the ${pass} pass of ${layerName(g)}`);
     return kernel;
   }
   const env = envVar('NEURALIGN_CONV')?.trim();
@@ -427,6 +431,8 @@ export interface ConvTuning extends TuneResult<ConvKernel> {
   pass: Pass;
   geometry: Conv2dGeometry;
   key: string;
+  /** The layer shape alone, as in the key (`128x16x32x32 -> 16 k3x3 s1x1 p1x1`). */
+  layer: string;
 }
 
 /**
@@ -474,7 +480,7 @@ export async function tuneConv(shapes: readonly Conv2dGeometry[], opts: { minFlo
         const key = tuneKey(pass, g);
         const candidates = available.filter((kernel) => convKernelSupports(kernel, pass, g));
         const result = await pickFastest(key, candidates, (kernel) => runs[pass](kernel).dispose());
-        out.push({ ...result, pass, geometry: g, key });
+        out.push({ ...result, pass, geometry: g, key, layer: layerName(g) });
       }
     } finally {
       for (const t of [x, w, gy]) t.dispose();
