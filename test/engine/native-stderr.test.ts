@@ -4,11 +4,13 @@
 // the device and then writes a line to stderr from JavaScript. With stderr a pipe, a terminal
 // (util-linux `script`) or a file in append mode the output is that line and no warning; with
 // NEURALIGN_DEBUG=1 (the control) the warnings come through, where Dawn prints them at all (on an
-// adapter where it clamps nothing only the restored stderr is checked); a file opened without
-// O_APPEND and a socket (Node's own child pipes are socket pairs) are left alone: the warnings stay
-// and the line follows them, nothing overwritten.
+// adapter where it clamps nothing only the restored stderr is checked). A file opened without
+// O_APPEND keeps its descriptor, shared with the parent as a shell shares it, and Dawn's bytes
+// become one blank line in place: the parent's writes before and after the child and the child's
+// stdout through the same description (> log 2>&1) land where they would have. A socket (Node's
+// own child pipes are socket pairs) is left alone: the warnings stay and the line follows them.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,12 +25,14 @@ if (CHILD) {
   useDawn();
   const { device } = await openDevice();
   process.stderr.write('stderr after the device\n');
+  process.stdout.write('stdout after the device\n');
   device.destroy();
   process.exit(0);
 }
 
 const WARNING = /artificially reduced/;
 const LINE = 'stderr after the device\n';
+const OUT_LINE = 'stdout after the device\n';
 const self = fileURLToPath(import.meta.url);
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
@@ -60,16 +64,21 @@ function underTerminal(debug = false): string {
   return r.stdout.replace(/\r\n/g, '\n');
 }
 
-/** The child's stderr into a file opened with `mode` ('a': 2>>, 'w': 2>), after `before` was written there. */
-function intoFile(mode: 'a' | 'w', before: string): string {
+/**
+ * The file the child's stderr (and with `stdout`, its stdout too: > log 2>&1) went to, opened by
+ * this process with `mode` ('a': 2>>, 'w': 2>) and shared with the child as a shell shares it:
+ * `before` is written through the descriptor first and `after` once the child has exited.
+ */
+function intoFile(mode: 'a' | 'w', o: { before?: string; after?: string; stdout?: boolean } = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'neuralign-stderr-'));
   const path = join(dir, 'err.log');
   try {
-    writeFileSync(path, before);
-    const out = openSync(path, mode === 'a' ? 'a' : 'r+');
+    const out = openSync(path, mode);
     try {
-      const r = spawnSync(process.execPath, [self], { env: childEnv(false), stdio: ['ignore', 'ignore', out], timeout: 120_000 });
+      if (o.before) writeSync(out, o.before);
+      const r = spawnSync(process.execPath, [self], { env: childEnv(false), stdio: ['ignore', o.stdout ? out : 'ignore', out], timeout: 120_000 });
       assert.is(r.status, 0, readFileSync(path, 'utf8'));
+      if (o.after) writeSync(out, o.after);
     } finally {
       closeSync(out);
     }
@@ -106,14 +115,26 @@ test("a socket (Node's spawn pipes): descriptor left alone, warnings and then th
 });
 
 test("a file in append mode (2>>): no native warning, the line after the file's old content", () => {
-  assert.is(intoFile('a', 'old\n'), `old\n${LINE}`);
+  assert.is(intoFile('a', { before: 'old\n' }), `old\n${LINE}`);
 });
 
-test('a file without O_APPEND (2>): descriptor left alone, warnings and then the line, nothing overwritten', () => {
-  const text = intoFile('w', '');
-  assert.ok(text.endsWith(LINE), text);
-  assert.is(text.split(LINE).length, 2, 'the line once');
-  if (dawnWarns) assert.match(text, WARNING);
+/** `text` with Dawn's bytes, if it printed any, as the one blank line they become (spaces, then a newline). */
+function blanked(text: string, rest: string): void {
+  assert.not.match(text, WARNING, text);
+  assert.ok(text.endsWith(rest), text);
+  const blank = text.slice(0, text.length - rest.length);
+  if (dawnWarns) assert.match(blank, /^ {40,}\n$/, `one blank line where the warnings were: ${JSON.stringify(blank)}`);
+  else assert.is(blank, '');
+}
+
+test('a file without O_APPEND (2>): the warnings become a blank line in place, every offset as it would have been', () => {
+  const text = intoFile('w', { before: 'old\n', after: 'after\n' });
+  assert.ok(text.startsWith('old\n'), text);
+  blanked(text.slice(4), `${LINE}after\n`);
+});
+
+test('stdout and stderr into one file (> log 2>&1): a blank line, then both lines in order', () => {
+  blanked(intoFile('w', { stdout: true }), `${LINE}${OUT_LINE}`);
 });
 
 test.run();
