@@ -67,6 +67,18 @@ export async function shutdown(): Promise<void> {
 }
 
 /**
+ * Destroys the buffer pool's free buffers (its cache of released ones), after submitting the
+ * recorded work that may still read them: a buffer destroyed before the submit that uses it is
+ * a validation error, after it the device keeps the memory until that work is done. For the end
+ * of a phase whose tensor shapes will not come again (building a model).
+ */
+export function trimPool(): void {
+  const rt = runtime();
+  rt.stream.submit();
+  rt.pool.trim();
+}
+
+/**
  * Whether the device has subgroups and every subgroup has at least `lanes` invocations, so that a
  * workgroup of `lanes` invocations is one subgroup (what matmul_subgroup and conv2d_subgroup need).
  */

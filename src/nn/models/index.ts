@@ -3,7 +3,7 @@
 // (Module.describePermutations, read by src/align) live on its class, so adding an architecture
 // is its file in this folder and one line in MODELS (docs/ARCHITECTURE.md, "Adding an
 // architecture").
-import { tidy } from '../../engine/index.js';
+import { tidy, trimPool } from '../../engine/index.js';
 import type { Module } from '../module.js';
 import { defaultConfig, type ModelConfig } from './common.js';
 import { GoogLeNet } from './googlenet.js';
@@ -31,7 +31,13 @@ const MODELS = {
 export type ModelName = keyof typeof MODELS;
 export const MODEL_NAMES = Object.keys(MODELS) as readonly ModelName[];
 
-/** Builds a model by name; the initialization's temporary tensors are freed (only parameters stay). */
+/**
+ * Builds a model by name; the initialization's temporary tensors are freed (only parameters stay),
+ * and so are the pool's free buffers, which would otherwise keep the sizes of the initialization's
+ * temporaries (GoogLeNet's truncated normals: 280 MiB) beside the training step's.
+ */
 export function createModel(name: ModelName, config: Partial<ModelConfig> = {}): Module {
-  return tidy(() => MODELS[name]({ ...defaultConfig, ...config }));
+  const model = tidy(() => MODELS[name]({ ...defaultConfig, ...config }));
+  trimPool();
+  return model;
 }
