@@ -261,4 +261,33 @@ test('BufferPool: the limit is min(maxBufferSize, maxStorageBufferBindingSize), 
   assert.throws(() => binding.acquire(5000), /maxStorageBufferBindingSize of 4.00 KiB \(4096 bytes\)/);
 });
 
+test('BufferPool: best fit within twice the class above 64 KiB, exact classes below; trim destroys only free buffers', () => {
+  const created: number[] = [];
+  const destroyed: number[] = [];
+  const device = {
+    limits: { maxBufferSize: 2 ** 30, maxStorageBufferBindingSize: 2 ** 30 },
+    createBuffer: ({ size }: { size: number }) => (created.push(size), { size, destroy: () => destroyed.push(size) }),
+  } as unknown as GPUDevice;
+  const pool = new BufferPool(device);
+  const MiB = 2 ** 20;
+  const big = pool.acquire(3 * MiB);
+  pool.release(big);
+  assert.is(pool.acquire(2 * MiB), big, 'a free 3 MiB buffer serves a 2 MiB request (within 2x)');
+  assert.is(pool.getStats().inUse, 3 * MiB, 'counted whole');
+  pool.release(big);
+  const small = pool.acquire(MiB);
+  assert.is.not(small, big, 'a 1 MiB request does not take a 3 MiB buffer (over 2x)');
+  const other = pool.acquire(2.5 * MiB);
+  assert.is(other, big, 'the smallest fitting free buffer');
+  const tiny = pool.acquire(1024);
+  pool.release(tiny);
+  assert.is.not(pool.acquire(768), tiny, 'below 64 KiB only the exact class is reused');
+  assert.equal(created, [3 * MiB, MiB, 1024, 768]);
+  pool.release(small);
+  pool.trim();
+  assert.equal(destroyed, [1024, MiB], 'the free buffers, and none in use');
+  assert.is(pool.getStats().allocated, 3 * MiB + 768);
+  assert.is(pool.acquire(MiB) === small, false, 'a trimmed buffer is never handed out again');
+});
+
 test.run();
