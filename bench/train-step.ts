@@ -64,7 +64,7 @@ export function trainStep(name: ModelName, batch: number, width = 1): TrainStep 
   const step = () =>
     tidy(() => {
       const { loss } = lossAndLogits(model, x, y); // the training loss (GoogLeNet's auxiliary heads too)
-      backward(loss);
+      backward(loss, { free: { except: [] } }); // as train's steps do (src/nn/train.ts)
       optimizer.step();
       optimizer.zeroGrad();
     });
@@ -101,7 +101,7 @@ export async function benchTrainStep(opts: TrainStepOptions): Promise<unknown> {
     const curveStep = (r: number) =>
       tidy(() => {
         const { loss } = objective!({ x, y }, 0, r);
-        backward(loss);
+        backward(loss, { free: { except: [] } });
         curveOptimizer!.step();
         curveOptimizer!.zeroGrad();
       });

@@ -8,6 +8,14 @@
 // A non-leaf's gradient is freed as soon as it has been passed to its inputs, and the
 // temporaries of each op's backward as soon as it returns, so backward's memory does not grow
 // with the depth of the graph and nothing leaks when it runs outside a tidy scope.
+//
+// The graph's tensors themselves (every activation a training step computed) live until the
+// caller's tidy scope ends, because the caller may still read them. With `free`, backward()
+// disposes each one as soon as its own node has run (no later node can need it: the nodes that
+// read it, its consumers, come after it in the forward order and so before it here), keeping only
+// the tensors the caller names. This is what PyTorch does with the tensors saved for backward
+// (retain_graph=False); it lowers a training step's peak memory, which otherwise comes at the
+// start of backward with every activation alive and the first gradients beside them.
 import { setPhase } from './profiler.js';
 import { Tensor, endScope, keep, sameShape, sizeOf, startScope, type Shape } from './tensor.js';
 
@@ -99,13 +107,26 @@ function topologicalOrder(root: Tensor): Tensor[] {
   return order;
 }
 
+export interface BackwardOptions {
+  /** d(final)/d(loss) when `loss` is not a scalar. */
+  gradOutput?: Tensor;
+  /**
+   * Dispose of each non-leaf tensor of the graph once its node has run, except `loss` and the
+   * tensors in `except` (what the caller reads afterwards: the logits that score accuracy).
+   */
+  free?: { except: readonly Tensor[] };
+}
+
 /**
  * Computes d(loss)/d(leaf) for every leaf with requiresGrad reachable from `loss`, adding it to
  * `leaf.grad` (gradients accumulate across calls, as in PyTorch; zero them between steps).
  * `loss` must have one element unless `gradOutput` is given. Leaf gradients are kept (they outlive
- * scopes); the caller disposes them (an optimizer's zeroGrad does).
+ * scopes); the caller disposes them (an optimizer's zeroGrad does). `options.free`: see the file
+ * comment and BackwardOptions.
  */
-export function backward(loss: Tensor, gradOutput?: Tensor): void {
+export function backward(loss: Tensor, options: BackwardOptions | Tensor = {}): void {
+  const { gradOutput, free } = options instanceof Tensor ? { gradOutput: options, free: undefined } : options;
+  const spared = free ? new Set<Tensor>([loss, ...free.except]) : null;
   if (!loss.requiresGrad) throw new Error('backward(): the tensor does not require a gradient (no parameter reached it)');
   if (!gradOutput && sizeOf(loss.shape) !== 1) {
     throw new Error(`backward(): needs a scalar, got shape [${loss.shape.join(', ')}]; pass gradOutput`);
@@ -126,9 +147,12 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k]!;
       const g = grads.get(t);
-      if (!g) continue;
-      grads.delete(t);
       const node = t.node;
+      if (!g) {
+        if (node && spared && !spared.has(t) && !t.kept) t.dispose();
+        continue;
+      }
+      grads.delete(t);
       if (!node) {
         // A leaf: accumulate into .grad, which outlives every scope.
         if (t.grad) {
@@ -184,6 +208,7 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
       // Gradients the op computed for inputs that need none, and g unless given on, are done with.
       for (const gi of inputGrads) if (gi && !owned.has(gi) && gi !== g) gi.dispose();
       if (!owned.has(g)) g.dispose();
+      if (spared && !spared.has(t) && !t.kept) t.dispose();
     }
   } finally {
     gradEnabled = previous;

@@ -152,7 +152,7 @@ export function withModelFrozen<T>(model: Module, fn: () => T): T {
 export function inputGradient(forward: (x: Tensor) => Tensor, x: Tensor, y: Tensor): Tensor {
   const leaf = noGrad(() => clone(x)); // a fresh leaf: the caller's tensor stays as it was
   leaf.requiresGrad = true;
-  backward(crossEntropy(forward(leaf), y));
+  backward(crossEntropy(forward(leaf), y), { free: { except: [] } }); // only leaf.grad is read
   const g = leaf.grad!;
   leaf.grad = null;
   leaf.dispose();

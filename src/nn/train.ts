@@ -157,7 +157,9 @@ export function trainStep(model: Module, optimizer: SGD, batch: Batch, window: T
   const { y } = batch;
   const out: ReturnType<Objective> = objective ? objective() : lossAndLogits(model, batch.x, y);
   const { loss, logits, logged = loss } = out;
-  backward(loss);
+  // The step's activations are freed as backward passes them (autograd.ts): only the loss, the
+  // logits and the logged value are read afterwards.
+  backward(loss, { free: { except: [logits, logged] } });
   noGrad(() => {
     optimizer.step();
     const hits = correctCount(logits, y);

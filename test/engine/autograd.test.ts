@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import * as E from '../../src/engine/index.js';
 import { sizeClass } from '../../src/engine/buffer-pool.js';
 import { runtime } from '../../src/engine/runtime.js';
-import { TEST_SEED, assertClose, dotRef, gradCheck, poolInUse, randomArray, rng, setupEngine, toTensor, weightsFor } from '../helpers.js';
+import { TEST_SEED, assertClose, assertSameBits, bitsOf, dotRef, gradCheck, poolInUse, randomArray, rng, setupEngine, toTensor, weightsFor } from '../helpers.js';
 
 const test = suite('autograd');
 const rand = rng(TEST_SEED);
@@ -229,6 +229,42 @@ test('backward frees intermediate gradients and its temporaries as it goes', asy
     t.grad!.dispose();
     t.dispose();
   }
+});
+
+test('backward with free: the same gradient bits, each intermediate freed once its node has run, the spared ones kept', async () => {
+  const xs = randomArray(4 * 13, rand);
+  const ws = randomArray(13, rand);
+  const c = toTensor(randomArray(13, rand), [13]);
+  // Gradients of x and w through a graph with a residual diamond, with and without `free`.
+  const run = (free: boolean) => {
+    const x = leaf(xs, [4, 13]);
+    const w = leaf(ws, [13]);
+    E.startScope();
+    const inner: E.Tensor[] = [];
+    let h = x;
+    for (let k = 0; k < 4; k++) {
+      const a = E.relu(E.mul(h, w));
+      h = E.add(a, E.tanh(E.sub(h, c)));
+      inner.push(a, h);
+    }
+    const logits = E.mulScalar(h, 2);
+    const loss = E.mean(E.square(logits));
+    const before = poolInUse();
+    E.backward(loss, free ? { free: { except: [logits] } } : {});
+    const freed = before - poolInUse() + sizeClass(x.bytes) + sizeClass(w.bytes); // leaf gradients aside
+    const state = { freed, inner: inner.map((t) => t.isDisposed), logits: logits.isDisposed, loss: loss.isDisposed, leaves: [x, w].map((t) => t.isDisposed), c: c.isDisposed };
+    E.endScope();
+    return { x, w, state };
+  };
+  const plain = run(false);
+  const freed = run(true);
+  assert.equal(plain.state.inner, plain.state.inner.map(() => false), 'without free nothing of the graph is disposed');
+  assert.equal(freed.state.inner, freed.state.inner.map(() => true), 'with free every intermediate is disposed');
+  assert.equal([freed.state.logits, freed.state.loss, ...freed.state.leaves, freed.state.c], [false, false, false, false, false], 'the spared tensor, the loss, the leaves and a constant input stay');
+  assert.ok(freed.state.freed >= 8 * sizeClass(4 * 13 * 4), `the intermediates' buffers went back to the pool (${freed.state.freed} bytes)`);
+  for (const k of ['x', 'w'] as const) assertSameBits(await bitsOf(freed[k].grad!), await bitsOf(plain[k].grad!), `d loss / d ${k}`);
+  for (const r of [plain, freed]) for (const t of [r.x, r.w]) { t.grad!.dispose(); t.dispose(); }
+  c.dispose();
 });
 
 test('a training step inside tidy returns the pool to its baseline (leaf gradients aside)', async () => {
