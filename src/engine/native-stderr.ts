@@ -16,8 +16,8 @@
 //    description of the same object; that is exact only where a description carries nothing of
 //    its own that matters:
 //      a terminal          (settings belong to the device),
-//      a pipe, non-blocking as libuv leaves stdio pipes (a pipe has no offset; reopened with
-//                          O_NONBLOCK, so the open cannot wait for a reader),
+//      a pipe              (a pipe has no offset; reopened with O_NONBLOCK, so the open
+//                          cannot wait for a reader, as libuv leaves stdio pipes anyway),
 //      a file in append mode (2>>: every write goes to the end whatever the description).
 // 2. A regular file without O_APPEND (2> file, > log 2>&1): a second description would get an
 //    offset of its own, and whoever shares the first (stdout through 2>&1, the shell that runs
@@ -27,7 +27,7 @@
 //    in one newline: a blank line where the warnings were, every offset as it would have been.
 //
 // Left alone (the two lines stay): a socket (what Node's child_process gives a child as a "pipe":
-// it cannot be opened through /proc at all), a blocking pipe, NEURALIGN_DEBUG set, off Linux.
+// it cannot be opened through /proc at all), NEURALIGN_DEBUG set, off Linux.
 // The window is one synchronous call at device start-up, before a command does any I/O; only a
 // file opened on another thread in that instant could take descriptor 2.
 import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
@@ -58,7 +58,12 @@ function plan(): { swap: number } | { blankFrom: number } | null {
   const kept = info.flags & (3 /* O_ACCMODE */ | constants.O_APPEND | constants.O_NONBLOCK);
   const st = fstatSync(2);
   if (isatty(2)) return { swap: kept };
-  if (st.isFIFO()) return info.flags & constants.O_NONBLOCK ? { swap: kept } : null;
+  // A pipe is reopened non-blocking even where it is blocking now: a blocking open of a pipe
+  // waits for a reader, and libuv makes stdio pipes non-blocking anyway (uv_pipe_open). Blocking
+  // is common: spawning a child with stdio 'inherit' clears O_NONBLOCK on the description this
+  // process shares with it (libuv does so for fds 0-2 before exec), so `npm test`, and any
+  // process that ran a child before opening the device, finds its stderr pipe blocking.
+  if (st.isFIFO()) return { swap: kept | constants.O_NONBLOCK };
   if (st.isFile()) return info.flags & constants.O_APPEND ? { swap: kept } : { blankFrom: info.pos };
   return null;
 }

@@ -10,7 +10,7 @@
 // stdout through the same description (> log 2>&1) land where they would have. A socket (Node's
 // own child pipes are socket pairs) is left alone: the warnings stay and the line follows them.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,15 @@ import { testUnless } from '../helpers.js';
 const CHILD = process.env.NEURALIGN_TEST_NATIVE_STDERR_CHILD;
 if (CHILD) {
   useDawn();
+  // Where asked, first what `npm test` does to a stderr pipe: a child run with stdio 'inherit'
+  // (libuv clears O_NONBLOCK on the shared description before exec); then the flags of
+  // descriptor 2 as the device finds it.
+  const report = process.env.NEURALIGN_TEST_STDERR_FLAGS_TO;
+  if (report) {
+    void process.stderr; // made now, as in a test process that has printed: libuv sets O_NONBLOCK once
+    spawnSync(process.execPath, ['-e', ''], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  if (report) writeFileSync(report, /^flags:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/fdinfo/2', 'utf8'))![1]!);
   const { device } = await openDevice();
   process.stderr.write('stderr after the device\n');
   process.stdout.write('stdout after the device\n');
@@ -48,6 +57,23 @@ function throughPipe(debug = false): string {
   const r = spawnSync('sh', ['-c', `${quote(process.execPath)} ${quote(self)} 2>&1 >/dev/null | cat`], { env: childEnv(debug), encoding: 'utf8', timeout: 120_000 });
   assert.is(r.status, 0, r.stderr);
   return r.stdout;
+}
+
+/**
+ * The child's stderr through a shell's pipe that is blocking when the child opens the device,
+ * because the child ran a child of its own with stdio 'inherit' first (see the CHILD block).
+ */
+function throughBlockingPipe(): { text: string; flags: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'neuralign-stderr-'));
+  try {
+    const report = join(dir, 'flags');
+    const env = { ...childEnv(false), NEURALIGN_TEST_STDERR_FLAGS_TO: report };
+    const r = spawnSync('sh', ['-c', `${quote(process.execPath)} ${quote(self)} 2>&1 >/dev/null | cat`], { env, encoding: 'utf8', timeout: 120_000 });
+    assert.is(r.status, 0, r.stderr);
+    return { text: r.stdout, flags: parseInt(readFileSync(report, 'utf8'), 8) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The child's stderr through Node's own child pipe, which is a socket pair, not a FIFO. */
@@ -98,6 +124,12 @@ test.before(() => {
 test('a pipe: no native warning, and the JavaScript line arrives; NEURALIGN_DEBUG=1 lets them through', () => {
   assert.is(throughPipe(), LINE);
   if (dawnWarns) assert.match(throughPipe(true), WARNING);
+});
+
+test('a pipe made blocking by running a child with inherited stdio (as under npm test): no native warning, and the line arrives', () => {
+  const { text, flags } = throughBlockingPipe();
+  assert.is(flags & constants.O_NONBLOCK, 0, 'the pipe was blocking when the device was opened');
+  assert.is(text, LINE);
 });
 
 const noScript = existsSync('/usr/bin/script') ? null : "util-linux's `script` (a pseudo-terminal for the child) is not installed";
