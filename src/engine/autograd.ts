@@ -124,9 +124,12 @@ export interface BackwardOptions {
  * scopes); the caller disposes them (an optimizer's zeroGrad does). `options.free`: see the file
  * comment and BackwardOptions.
  */
-export function backward(loss: Tensor, options: BackwardOptions | Tensor = {}): void {
-  const { gradOutput, free } = options instanceof Tensor ? { gradOutput: options, free: undefined } : options;
+export function backward(loss: Tensor, { gradOutput, free }: BackwardOptions = {}): void {
   const spared = free ? new Set<Tensor>([loss, ...free.except]) : null;
+  /** With `free`: disposes a non-leaf whose node has run, unless spared or kept. */
+  const done = (t: Tensor) => {
+    if (spared && t.node && !spared.has(t) && !t.kept) t.dispose();
+  };
   if (!loss.requiresGrad) throw new Error('backward(): the tensor does not require a gradient (no parameter reached it)');
   if (!gradOutput && sizeOf(loss.shape) !== 1) {
     throw new Error(`backward(): needs a scalar, got shape [${loss.shape.join(', ')}]; pass gradOutput`);
@@ -149,7 +152,7 @@ export function backward(loss: Tensor, options: BackwardOptions | Tensor = {}): 
       const g = grads.get(t);
       const node = t.node;
       if (!g) {
-        if (node && spared && !spared.has(t) && !t.kept) t.dispose();
+        done(t);
         continue;
       }
       grads.delete(t);
@@ -208,7 +211,7 @@ export function backward(loss: Tensor, options: BackwardOptions | Tensor = {}): 
       // Gradients the op computed for inputs that need none, and g unless given on, are done with.
       for (const gi of inputGrads) if (gi && !owned.has(gi) && gi !== g) gi.dispose();
       if (!owned.has(g)) g.dispose();
-      if (spared && !spared.has(t) && !t.kept) t.dispose();
+      done(t);
     }
   } finally {
     gradEnabled = previous;

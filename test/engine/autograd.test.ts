@@ -142,7 +142,7 @@ test('one gradient for two inputs is shared, not copied: no dispatch, and each h
   E.noGrad(() => E.clone(gradOutput)).dispose();
   const copy = stream.dispatchCount - before;
   before = stream.dispatchCount;
-  E.backward(z, gradOutput);
+  E.backward(z, { gradOutput });
   // Only backward's own copy of gradOutput; nothing for the second input.
   assert.is(stream.dispatchCount - before, copy, `dispatches in backward (a copy is ${copy})`);
   assert.is(poolInUse() - base, sizeClass(z.bytes) + sizeClass(x.bytes), 'z, and one buffer for both gradients');
@@ -167,7 +167,7 @@ test('backward with gradOutput on a non-scalar; a scalar leaf as its own loss', 
   const x = randomArray(6, rand);
   const gOut = randomArray(6, rand);
   const t = leaf(x, [2, 3]);
-  E.tidy(() => E.backward(E.mulScalar(t, 3), toTensor(gOut, [2, 3])));
+  E.tidy(() => E.backward(E.mulScalar(t, 3), { gradOutput: toTensor(gOut, [2, 3]) }));
   assertClose(await t.grad!.toArray(), gOut.map((v) => 3 * v), 1e-6, 0, 'gradOutput');
   const s = leaf([2], []);
   E.backward(s);
@@ -202,7 +202,7 @@ test('backward errors: non-scalar without gradOutput, wrong gradOutput shape, di
   const a = leaf([1, 2, 3, 4, 5, 6], [2, 3]);
   const y = E.mul(a, 2);
   assert.throws(() => E.backward(y), /backward\(\): needs a scalar, got shape \[2, 3\]; pass gradOutput/);
-  assert.throws(() => E.backward(y, E.ones([3, 2])), /gradOutput has shape \[3, 2\]/);
+  assert.throws(() => E.backward(y, { gradOutput: E.ones([3, 2]) }), /gradOutput has shape \[3, 2\]/);
   const h = E.relu(a);
   const loss = E.sum(h);
   h.dispose();

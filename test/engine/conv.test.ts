@@ -241,7 +241,7 @@ test('conv2d records dX, dW and the bias gradient for backward()', async () => {
     const w = toTensor(inp.w, inp.wShape);
     const b = toTensor(inp.b!, [k.cOut]);
     for (const t of [x, w, b]) t.requiresGrad = true;
-    E.tidy(() => E.backward(E.conv2d(x, w, b, { stride: k.stride, padding: k.padding }), toTensor(inp.dy, inp.yShape)));
+    E.tidy(() => E.backward(E.conv2d(x, w, b, { stride: k.stride, padding: k.padding }), { gradOutput: toTensor(inp.dy, inp.yShape) }));
     assertWithin(await x.grad!.toArray(), ref.dx, ref.dxMag, `x.grad ${describe(k)}`);
     assertWithin(await w.grad!.toArray(), ref.dw, ref.dwMag, `weight.grad ${describe(k)}`);
     assertWithin(await b.grad!.toArray(), ref.db, ref.dbMag, `bias.grad ${describe(k)}`);

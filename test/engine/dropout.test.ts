@@ -91,7 +91,7 @@ test('the gradient uses the forward mask (finite differences with the same seed)
   const xt = toTensor(x, SHAPE);
   xt.requiresGrad = true;
   const y = E.dropout(xt, p, { generator: new E.Generator(seed) });
-  E.backward(y, toTensor(new Float64Array(N).fill(1), SHAPE));
+  E.backward(y, { gradOutput: toTensor(new Float64Array(N).fill(1), SHAPE) });
   const grad = await xt.grad!.toArray();
   assertClose(grad, mask, 1e-6, 0, 'gradient of sum');
   xt.grad!.dispose();
