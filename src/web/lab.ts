@@ -11,9 +11,8 @@
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import { CONV_SHAPES, benchConv, type ConvBenchReport, type ConvRow, type PassResult } from '../../bench/conv.js';
-import { CONV_KERNELS, convKernelAvailable } from '../engine/index.js';
 import { benchMatmul, MODEL_SHAPES, type MatmulBenchReport } from '../../bench/matmul.js';
-import { MATMUL_VARIANTS, matmulVariantAvailable, type MatmulVariant, type Runtime } from '../engine/index.js';
+import { CONV_KERNELS, MATMUL_VARIANTS, convKernelAvailable, matmulVariantAvailable, type MatmulVariant, type Runtime } from '../engine/index.js';
 import { byId, catchUncaught, el, page, setStatus, showError, startEngine } from './ui.js';
 
 const params = new URLSearchParams(location.search);
