@@ -36,6 +36,19 @@ if (!Number.isInteger(reps) || reps < 1) {
   console.error(`load-cost: --reps needs a positive integer, got ${flag('--reps')}`);
   process.exit(64);
 }
+if (args.includes('--json') && !json) {
+  console.error('load-cost: --json needs a file name');
+  process.exit(64);
+}
+// The output file is checked before anything is measured (it is created, then filled at the end).
+if (json) {
+  try {
+    writeFileSync(json, '');
+  } catch (e) {
+    console.error(`load-cost: cannot write --json ${json}: ${e.code ?? e.message}`);
+    process.exit(1);
+  }
+}
 
 Object.assign(globalThis, globals);
 const gpu = create([]); // held for the whole run: the adapter and device live only as long as it
